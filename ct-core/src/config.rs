@@ -1,0 +1,108 @@
+//! Every timeout and knob of the tracker, with the kernel's defaults
+//! (Appendix A of CONNTRACK_SPEC; K-TCP `tcp_timeouts`, K-UDP, K-ICMP, K-GEN,
+//! K-STD). Plain data: the `config` crate maps RON onto it.
+
+use core::time::Duration;
+
+const fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// TCP timeouts per state (`net.netfilter.nf_conntrack_tcp_timeout_*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpTimeouts {
+    pub syn_sent: Duration,
+    pub syn_recv: Duration,
+    pub established: Duration,
+    pub fin_wait: Duration,
+    pub close_wait: Duration,
+    pub last_ack: Duration,
+    pub time_wait: Duration,
+    pub close: Duration,
+    pub syn_sent2: Duration,
+    /// The cap after `max_retrans` retransmissions (`..._timeout_max_retrans`).
+    pub max_retrans: Duration,
+    /// The cap while data is unacknowledged (`..._timeout_unacknowledged`).
+    pub unacknowledged: Duration,
+}
+
+impl Default for TcpTimeouts {
+    fn default() -> Self {
+        TcpTimeouts {
+            syn_sent: s(120),
+            syn_recv: s(60),
+            established: s(432_000),
+            fin_wait: s(120),
+            close_wait: s(60),
+            last_ack: s(30),
+            time_wait: s(120),
+            close: s(10),
+            syn_sent2: s(120),
+            max_retrans: s(300),
+            unacknowledged: s(300),
+        }
+    }
+}
+
+/// TCP behaviour knobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpKnobs {
+    /// `nf_conntrack_tcp_loose`: pick up connections from a mid-stream ACK.
+    pub loose: bool,
+    /// `nf_conntrack_tcp_be_liberal`: window violations are never INVALID.
+    pub be_liberal: bool,
+    /// `nf_conntrack_tcp_ignore_invalid_rst`.
+    pub ignore_invalid_rst: bool,
+    /// `nf_conntrack_tcp_max_retrans`: retransmissions before the 300 s cap.
+    pub max_retrans: u8,
+}
+
+impl Default for TcpKnobs {
+    fn default() -> Self {
+        TcpKnobs { loose: true, be_liberal: false, ignore_invalid_rst: false, max_retrans: 3 }
+    }
+}
+
+/// All tracker settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtConfig {
+    pub tcp: TcpTimeouts,
+    pub tcp_knobs: TcpKnobs,
+    /// `nf_conntrack_udp_timeout`.
+    pub udp: Duration,
+    /// `nf_conntrack_udp_timeout_stream`.
+    pub udp_stream: Duration,
+    /// `nf_conntrack_icmp_timeout`.
+    pub icmp: Duration,
+    /// `nf_conntrack_icmpv6_timeout`.
+    pub icmpv6: Duration,
+    /// `nf_conntrack_generic_timeout`.
+    pub generic: Duration,
+    /// `nf_conntrack_checksum`: verify L4 checksums.
+    pub checksum: bool,
+    /// `nf_conntrack_acct`: keep per-direction packet and byte counters.
+    pub acct: bool,
+    /// `nf_conntrack_max`: entries at most (0 = no limit).
+    pub max_entries: u32,
+    /// `nf_conntrack_expect_max`.
+    pub max_expectations: u32,
+}
+
+impl Default for CtConfig {
+    fn default() -> Self {
+        CtConfig {
+            tcp: TcpTimeouts::default(),
+            tcp_knobs: TcpKnobs::default(),
+            udp: s(30),
+            udp_stream: s(120),
+            icmp: s(30),
+            icmpv6: s(30),
+            generic: s(600),
+            checksum: true,
+            acct: false,
+            // The kernel's auto-size on a machine with more than 4 GiB.
+            max_entries: 262_144,
+            max_expectations: 4096,
+        }
+    }
+}

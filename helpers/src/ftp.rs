@@ -1,0 +1,1 @@
+//! STUB: FTP helper
