@@ -78,6 +78,10 @@ pub struct CtConfig {
     pub icmpv6: Duration,
     /// `nf_conntrack_generic_timeout`.
     pub generic: Duration,
+    /// `nf_conntrack_gre_timeout`.
+    pub gre: Duration,
+    /// `nf_conntrack_gre_timeout_stream`.
+    pub gre_stream: Duration,
     /// `nf_conntrack_checksum`: verify L4 checksums.
     pub checksum: bool,
     /// `nf_conntrack_acct`: keep per-direction packet and byte counters.
@@ -98,6 +102,8 @@ impl Default for CtConfig {
             icmp: s(30),
             icmpv6: s(30),
             generic: s(600),
+            gre: s(30),
+            gre_stream: s(180),
             checksum: true,
             acct: false,
             // The kernel's auto-size on a machine with more than 4 GiB.
