@@ -1,1 +1,330 @@
-//! (in progress)
+//! ctwall's configuration, read from RON.
+//!
+//! Plain data with serde. Every field has the kernel's default, unknown
+//! fields are errors, and values are validated while they are parsed
+//! (through `try_from` newtypes), so every error — syntax or meaning — is
+//! reported as `FILE:LINE:COL: message`.
+//!
+//! ```ron
+//! (
+//!     // net.netfilter.nf_conntrack_* without the prefix
+//!     conntrack: (tcp_timeout_established: 7200, tcp_loose: true),
+//!     // like nftables `ct helper set`: explicit, by protocol and port
+//!     helpers: [(helper: "ftp", ports: [21]), (helper: "tftp", ports: [69])],
+//! )
+//! ```
+#![forbid(unsafe_code)]
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub conntrack: Conntrack,
+    pub helpers: Helpers,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { conntrack: Conntrack::default(), helpers: Helpers::default() }
+    }
+}
+
+/// A timeout in whole seconds, at least 1.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct Secs(pub u32);
+
+impl TryFrom<u64> for Secs {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        match u32::try_from(v) {
+            Ok(0) => Err("a timeout of at least 1 second".into()),
+            Ok(s) => Ok(Secs(s)),
+            Err(_) => Err(format!("a timeout of at most {} seconds, not {v}", u32::MAX)),
+        }
+    }
+}
+
+/// Tracker settings, named after `net.netfilter.nf_conntrack_*` sysctls.
+/// Defaults are the kernel's.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Conntrack {
+    pub tcp_timeout_syn_sent: Secs,
+    pub tcp_timeout_syn_recv: Secs,
+    pub tcp_timeout_established: Secs,
+    pub tcp_timeout_fin_wait: Secs,
+    pub tcp_timeout_close_wait: Secs,
+    pub tcp_timeout_last_ack: Secs,
+    pub tcp_timeout_time_wait: Secs,
+    pub tcp_timeout_close: Secs,
+    pub tcp_timeout_syn_sent2: Secs,
+    pub tcp_timeout_max_retrans: Secs,
+    pub tcp_timeout_unacknowledged: Secs,
+    pub tcp_loose: bool,
+    pub tcp_be_liberal: bool,
+    pub tcp_ignore_invalid_rst: bool,
+    pub tcp_max_retrans: u8,
+    pub udp_timeout: Secs,
+    pub udp_timeout_stream: Secs,
+    pub icmp_timeout: Secs,
+    pub icmpv6_timeout: Secs,
+    pub generic_timeout: Secs,
+    pub gre_timeout: Secs,
+    pub gre_timeout_stream: Secs,
+    pub checksum: bool,
+    pub acct: bool,
+    /// `nf_conntrack_max` (0 = no limit).
+    pub max: u32,
+    /// `nf_conntrack_expect_max`.
+    pub expect_max: u32,
+}
+
+impl Default for Conntrack {
+    fn default() -> Self {
+        Conntrack {
+            tcp_timeout_syn_sent: Secs(120),
+            tcp_timeout_syn_recv: Secs(60),
+            tcp_timeout_established: Secs(432_000),
+            tcp_timeout_fin_wait: Secs(120),
+            tcp_timeout_close_wait: Secs(60),
+            tcp_timeout_last_ack: Secs(30),
+            tcp_timeout_time_wait: Secs(120),
+            tcp_timeout_close: Secs(10),
+            tcp_timeout_syn_sent2: Secs(120),
+            tcp_timeout_max_retrans: Secs(300),
+            tcp_timeout_unacknowledged: Secs(300),
+            tcp_loose: true,
+            tcp_be_liberal: false,
+            tcp_ignore_invalid_rst: false,
+            tcp_max_retrans: 3,
+            udp_timeout: Secs(30),
+            udp_timeout_stream: Secs(120),
+            icmp_timeout: Secs(30),
+            icmpv6_timeout: Secs(30),
+            generic_timeout: Secs(600),
+            gre_timeout: Secs(30),
+            gre_timeout_stream: Secs(180),
+            checksum: true,
+            acct: false,
+            max: 262_144,
+            expect_max: 4096,
+        }
+    }
+}
+
+/// Which ALG a helper entry attaches.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HelperKind {
+    /// FTP on TCP: PORT, EPRT, 227, 229.
+    Ftp,
+    /// TFTP on UDP: RRQ, WRQ.
+    Tftp,
+}
+
+impl TryFrom<String> for HelperKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "ftp" => Ok(HelperKind::Ftp),
+            "tftp" => Ok(HelperKind::Tftp),
+            _ => Err(format!("a helper name, \"ftp\" or \"tftp\", not {s:?}")),
+        }
+    }
+}
+
+impl HelperKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            HelperKind::Ftp => "ftp",
+            HelperKind::Tftp => "tftp",
+        }
+    }
+}
+
+/// A non-empty list of distinct, non-zero ports.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<u16>")]
+pub struct Ports(pub Vec<u16>);
+
+impl TryFrom<Vec<u16>> for Ports {
+    type Error = String;
+    fn try_from(v: Vec<u16>) -> Result<Self, String> {
+        if v.is_empty() {
+            return Err("at least one port".into());
+        }
+        if v.contains(&0) {
+            return Err("ports between 1 and 65535, not 0".into());
+        }
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("distinct ports, but {} is listed twice", w[0]));
+        }
+        Ok(Ports(v))
+    }
+}
+
+/// One helper assignment, like `nft ... tcp dport 21 ct helper set "ftp"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperSpec {
+    pub helper: HelperKind,
+    pub ports: Ports,
+    /// FTP only: the `nf_conntrack_ftp loose=1` module parameter (accept
+    /// PORT/227 addresses other than the sender's).
+    #[serde(default)]
+    pub loose: bool,
+}
+
+/// Helper assignments: no port claimed twice for the same protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<HelperSpec>")]
+pub struct Helpers(pub Vec<HelperSpec>);
+
+impl Default for Helpers {
+    /// The default configuration attaches FTP on 21 and TFTP on 69.
+    fn default() -> Self {
+        Helpers(vec![
+            HelperSpec { helper: HelperKind::Ftp, ports: Ports(vec![21]), loose: false },
+            HelperSpec { helper: HelperKind::Tftp, ports: Ports(vec![69]), loose: false },
+        ])
+    }
+}
+
+impl TryFrom<Vec<HelperSpec>> for Helpers {
+    type Error = String;
+    fn try_from(v: Vec<HelperSpec>) -> Result<Self, String> {
+        let mut seen = std::collections::HashSet::new();
+        for h in &v {
+            if h.loose && h.helper != HelperKind::Ftp {
+                return Err(format!("`loose` only on an ftp helper, not on {}", h.helper.name()));
+            }
+            for &p in &h.ports.0 {
+                // FTP and TFTP run on different protocols, so a clash is the same kind twice.
+                if !seen.insert((h.helper, p)) {
+                    return Err(format!("one {} helper per port, but port {p} is assigned twice", h.helper.name()));
+                }
+            }
+        }
+        Ok(Helpers(v))
+    }
+}
+
+/// A configuration error with its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the file could not be read at all.
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parse RON text; `file` names the source in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        ron::Options::default().from_str::<Config>(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            line: e.position.line,
+            col: e.position.col,
+            message: describe(&e.code),
+        })
+    }
+
+    /// Read and parse a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+}
+
+fn describe(code: &ron::Error) -> String {
+    match code {
+        // Validation messages from the `try_from` types say what was expected.
+        ron::Error::Message(m) => format!("expected {m}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("t.ron"))
+    }
+
+    #[test]
+    fn empty_config_is_kernel_defaults() {
+        let c = parse("()").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.conntrack.tcp_timeout_established, Secs(432_000));
+        assert_eq!(c.helpers.0.len(), 2);
+    }
+
+    #[test]
+    fn overrides_and_helpers() {
+        let c = parse("(conntrack: (tcp_timeout_syn_sent: 10, tcp_loose: false), helpers: [(helper: \"ftp\", ports: [21, 2121], loose: true)])")
+            .unwrap();
+        assert_eq!(c.conntrack.tcp_timeout_syn_sent, Secs(10));
+        assert!(!c.conntrack.tcp_loose);
+        assert_eq!(c.helpers.0, vec![HelperSpec { helper: HelperKind::Ftp, ports: Ports(vec![21, 2121]), loose: true }]);
+    }
+
+    #[test]
+    fn errors_carry_position_and_expectation() {
+        let e = parse("(\n  conntrack: (tcp_timeout_syn_snt: 10),\n)").unwrap_err();
+        assert_eq!((e.line, e.file.to_str()), (2, Some("t.ron")));
+        assert!(e.message.contains("tcp_timeout_syn_snt"), "{e}");
+        assert!(e.to_string().starts_with("t.ron:2:"), "{e}");
+
+        let e = parse("(conntrack: (udp_timeout: 0))").unwrap_err();
+        assert!(e.message.contains("at least 1 second"), "{e}");
+        assert_eq!(e.line, 1);
+
+        let e = parse("(helpers: [(helper: \"ftp\", ports: [])])").unwrap_err();
+        assert!(e.message.contains("at least one port"), "{e}");
+
+        let e = parse("(helpers: [(helper: \"ftp\", ports: [21]),\n (helper: \"ftp\", ports: [21])])").unwrap_err();
+        assert!(e.message.contains("port 21 is assigned twice"), "{e}");
+        assert_eq!(e.line, 2);
+
+        let e = parse("(helpers: [(helper: \"tftp\", ports: [69], loose: true)])").unwrap_err();
+        assert!(e.message.contains("only on an ftp helper"), "{e}");
+
+        let e = parse("(helpers: [(helper: \"sip\", ports: [5060])])").unwrap_err();
+        assert!(e.message.contains("sip"), "{e}");
+
+        let e = parse("(conntrack: (tcp_loose: 1))").unwrap_err();
+        assert!(e.message.to_lowercase().contains("bool"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let e = Config::load(Path::new("/nonexistent/ctwall.ron")).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/ctwall.ron: cannot read"), "{e}");
+    }
+}
