@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, build, fuzz briefly, unit/integration/
+# differential tests. Needs root for the namespace tests; with
+# CTWALL_REQUIRE_ROOT=1 a test that would skip fails instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --bins
+
+# Fuzz the parsers and the tracker for a short while (stable toolchain).
+if [ -d fuzz ]; then
+  (
+    cd fuzz
+    for t in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+      mkdir -p "corpus/$t"
+      seeds=()
+      [ -d "seeds/$t" ] && seeds=("seeds/$t")
+      RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" "${seeds[@]}" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048
+    done
+  )
+fi
+
+cargo test --workspace
