@@ -1,0 +1,363 @@
+//! Table-level behaviour (CONNTRACK_SPEC §§3, 5, 6, 7, 8.4, 9): UDP, ICMP,
+//! ICMP errors, generic, expectations, limits, confirmation.
+
+use ct_core::expect::{ExpectPolicy, ExpectRequest};
+use ct_core::listing::{expect_line, proc_line, ListOptions};
+use ct_core::table::{Conntrack, Outcome, Template};
+use ct_core::tuple::{proto, Addr, Tuple, L3};
+use ct_core::wire::parse_ip;
+use ct_core::{CtConfig, CtInfo, CtState, Dir, Instant, InvalidReason, Status};
+use std::time::Duration;
+
+const C: [u8; 4] = [10, 0, 1, 2];
+const S: [u8; 4] = [10, 0, 2, 2];
+const R: [u8; 4] = [10, 0, 3, 1];
+const X: [u8; 4] = [10, 0, 9, 9];
+
+fn csum(data: &[u8], init: u32) -> u16 {
+    let mut sum = init;
+    for c in data.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let total = 20 + l4.len();
+    let mut h = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0, 0, 64, proto, 0, 0];
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    let c = csum(&h, 0);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(l4);
+    h
+}
+
+fn pseudo(src: [u8; 4], dst: [u8; 4], proto: u8, len: usize) -> u32 {
+    let mut p = Vec::new();
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(&[0, proto, (len >> 8) as u8, len as u8]);
+    p.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum()
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, payload: &[u8]) -> Vec<u8> {
+    let len = 8 + payload.len();
+    let mut u = Vec::new();
+    u.extend_from_slice(&sp.to_be_bytes());
+    u.extend_from_slice(&dp.to_be_bytes());
+    u.extend_from_slice(&(len as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    let c = csum(&u, pseudo(src, dst, 17, len));
+    u[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    ipv4(src, dst, proto::UDP, &u)
+}
+
+fn icmp(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, id: u16, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty, code, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m.extend_from_slice(body);
+    let c = csum(&m, 0);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, proto::ICMP, &m)
+}
+
+/// An ICMP error quoting `inner` (an IPv4 packet) cut to `quote` bytes.
+fn icmp_err(src: [u8; 4], dst: [u8; 4], ty: u8, code: u8, inner: &[u8], quote: usize) -> Vec<u8> {
+    let q = &inner[..quote.min(inner.len())];
+    let mut m = vec![ty, code, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(q);
+    let c = csum(&m, 0);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, proto::ICMP, &m)
+}
+
+struct H {
+    ct: Conntrack,
+}
+
+impl H {
+    fn new(cfg: CtConfig) -> H {
+        H { ct: Conntrack::new(cfg) }
+    }
+
+    /// Track and, like an accept-all ruleset, confirm.
+    fn pass(&mut self, pkt: &[u8], t_ms: u64) -> Outcome {
+        let now = Instant::from_millis(t_ms);
+        let ip = parse_ip(pkt).expect("test packets are well formed");
+        let o = self.ct.track(&ip, &Template::default(), now);
+        self.ct.confirm(&o, now);
+        o
+    }
+
+    fn only_entry(&self, t_ms: u64) -> ct_core::table::Entry {
+        let all: Vec<_> = self.ct.entries(Instant::from_millis(t_ms)).map(|(_, e)| e.clone()).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].clone()
+    }
+}
+
+fn state(o: &Outcome) -> (CtState, Option<Dir>) {
+    (o.state, o.dir())
+}
+
+#[test]
+fn udp_request_reply_is_not_assured() {
+    let mut h = H::new(CtConfig::default());
+    let o = h.pass(&udp(C, S, 5353, 53, b"q"), 0);
+    assert_eq!(state(&o), (CtState::New, Some(Dir::Original)));
+    let e = h.only_entry(0);
+    assert!(!e.status.contains(Status::SEEN_REPLY));
+    assert!(proc_line(&e, Instant::ZERO, &ListOptions::default()).contains(" 30 src=10.0.1.2 dst=10.0.2.2 sport=5353 dport=53 [UNREPLIED] src=10.0.2.2"));
+    let o = h.pass(&udp(S, C, 53, 5353, b"a"), 10);
+    assert_eq!(state(&o), (CtState::Established, Some(Dir::Reply)));
+    let e = h.only_entry(10);
+    assert!(e.status.contains(Status::SEEN_REPLY | Status::CONFIRMED));
+    assert!(!e.status.contains(Status::ASSURED));
+    assert_eq!(e.remaining(Instant::from_millis(10)), Duration::from_secs(30));
+}
+
+#[test]
+fn udp_stream_assured_after_two_seconds() {
+    let mut h = H::new(CtConfig::default());
+    h.pass(&udp(C, S, 4000, 4001, b"1"), 0);
+    h.pass(&udp(S, C, 4001, 4000, b"2"), 100);
+    let o = h.pass(&udp(C, S, 4000, 4001, b"3"), 1000);
+    assert_eq!(o.info, Some(CtInfo::Established));
+    assert!(!h.only_entry(1000).status.contains(Status::ASSURED));
+    h.pass(&udp(C, S, 4000, 4001, b"4"), 2500);
+    let e = h.only_entry(2500);
+    assert!(e.status.contains(Status::ASSURED));
+    assert_eq!(e.remaining(Instant::from_millis(2500)), Duration::from_secs(120));
+}
+
+#[test]
+fn expired_entry_counts_as_absent() {
+    let mut h = H::new(CtConfig::default());
+    h.pass(&udp(C, S, 1, 2, b""), 0);
+    // 31 s later the server's datagram creates a new entry with S as originator.
+    let o = h.pass(&udp(S, C, 2, 1, b""), 31_000);
+    assert_eq!(state(&o), (CtState::New, Some(Dir::Original)));
+    assert_eq!(h.only_entry(31_000).orig.src, Addr::v4(S));
+}
+
+#[test]
+fn malformed_udp_is_invalid_and_leaves_nothing() {
+    let mut h = H::new(CtConfig::default());
+    let mut p = udp(C, S, 1, 2, b"abcd");
+    p[24] = 0;
+    p[25] = 200; // length beyond the data
+    let o = h.pass(&p, 0);
+    assert_eq!((o.state, o.reason), (CtState::Invalid, Some(InvalidReason::UdpBadLength)));
+    let mut p = udp(C, S, 1, 2, b"abcd");
+    p[27] ^= 0x55; // wrong checksum
+    assert_eq!(h.pass(&p, 0).reason, Some(InvalidReason::UdpBadChecksum));
+    let mut p = udp(C, S, 1, 2, b"abcd");
+    p[26] = 0;
+    p[27] = 0; // no checksum: fine
+    assert_eq!(h.pass(&p, 0).state, CtState::New);
+    assert_eq!(h.ct.invalid_counters().total(), 2);
+    assert_eq!(h.ct.entries(Instant::ZERO).count(), 1);
+}
+
+#[test]
+fn ping_and_icmp_validity() {
+    let mut h = H::new(CtConfig::default());
+    assert_eq!(state(&h.pass(&icmp(C, S, 8, 0, 77, b"x"), 0)), (CtState::New, Some(Dir::Original)));
+    assert_eq!(state(&h.pass(&icmp(S, C, 0, 0, 77, b"x"), 5)), (CtState::Established, Some(Dir::Reply)));
+    assert_eq!(h.pass(&icmp(C, S, 8, 0, 77, b"x"), 1000).info, Some(CtInfo::Established));
+    let e = h.only_entry(1000);
+    assert!(!e.status.contains(Status::ASSURED));
+    let l = proc_line(&e, Instant::from_millis(1000), &ListOptions::default());
+    assert!(l.starts_with("ipv4     2 icmp     1 30 src=10.0.1.2 dst=10.0.2.2 type=8 code=0 id=77 src=10.0.2.2 dst=10.0.1.2 type=0 code=0 id=77 mark=0 zone=0"), "{l}");
+    // Unsolicited reply, unpaired type, type beyond 18.
+    assert_eq!(h.pass(&icmp(S, C, 0, 0, 99, b""), 0).reason, Some(InvalidReason::IcmpInvalidNew));
+    assert_eq!(h.pass(&icmp(S, C, 9, 0, 0, b""), 0).reason, Some(InvalidReason::IcmpNoInverse));
+    assert_eq!(h.pass(&icmp(S, C, 42, 0, 0, b""), 0).reason, Some(InvalidReason::IcmpBadType));
+    // Timestamp request/reply.
+    assert_eq!(h.pass(&icmp(C, S, 13, 0, 5, &[0; 12]), 0).state, CtState::New);
+    assert_eq!(h.pass(&icmp(S, C, 14, 0, 5, &[0; 12]), 0).state, CtState::Established);
+}
+
+#[test]
+fn icmp_error_is_related_and_updates_nothing() {
+    let mut h = H::new(CtConfig::default());
+    let probe = udp(C, S, 40000, 33434, b"probe");
+    h.pass(&probe, 0);
+    let before = h.only_entry(0);
+    // Port unreachable from S about C's datagram: matches the reply tuple.
+    let o = h.pass(&icmp_err(S, C, 3, 3, &probe, 28), 5000);
+    assert_eq!((o.state, o.info), (CtState::Related, Some(CtInfo::RelatedReply)));
+    assert_eq!(o.dir(), Some(Dir::Reply));
+    let after = h.only_entry(5000);
+    assert_eq!(after.deadline, before.deadline, "no timeout refresh");
+    assert!(!after.status.contains(Status::SEEN_REPLY), "still unreplied");
+    // Time exceeded from a router: outer destination is C as well.
+    assert_eq!(h.pass(&icmp_err(R, C, 11, 0, &probe, 28), 5000).state, CtState::Related);
+    // Forged: outer destination X.
+    assert_eq!(h.pass(&icmp_err(R, X, 3, 3, &probe, 28), 0).reason, Some(InvalidReason::IcmpErrorOuterDaddr));
+    // About an unknown connection.
+    let other = udp(C, X, 1, 2, b"");
+    assert_eq!(h.pass(&icmp_err(R, C, 3, 1, &other, 28), 0).reason, Some(InvalidReason::IcmpErrorNoConnection));
+    // Truncated quote: not even the ports.
+    assert_eq!(h.pass(&icmp_err(S, C, 3, 3, &probe, 22), 0).reason, Some(InvalidReason::IcmpErrorBadQuote));
+    assert_eq!(h.ct.stats().icmp_error, 3);
+}
+
+#[test]
+fn icmp_error_about_reply_packet_matches_original() {
+    let mut h = H::new(CtConfig::default());
+    h.pass(&udp(C, S, 53000, 53, b"q"), 0);
+    let reply = udp(S, C, 53, 53000, b"a");
+    h.pass(&reply, 1);
+    let o = h.pass(&icmp_err(C, S, 3, 3, &reply, 28), 2);
+    assert_eq!((o.state, o.info, o.dir()), (CtState::Related, Some(CtInfo::Related), Some(Dir::Original)));
+}
+
+#[test]
+fn generic_protocol_is_one_connection_never_assured() {
+    let mut h = H::new(CtConfig::default());
+    let p = |s, d| ipv4(s, d, 253, b"payload");
+    assert_eq!(h.pass(&p(C, S), 0).state, CtState::New);
+    assert_eq!(state(&h.pass(&p(S, C), 1)), (CtState::Established, Some(Dir::Reply)));
+    h.pass(&p(C, S), 2);
+    let e = h.only_entry(2);
+    assert!(!e.status.contains(Status::ASSURED));
+    let l = proc_line(&e, Instant::from_millis(2), &ListOptions::default());
+    assert!(l.starts_with("ipv4     2 unknown  253 600 src=10.0.1.2 dst=10.0.2.2 src=10.0.2.2 dst=10.0.1.2 mark=0"), "{l}");
+}
+
+#[test]
+fn dropped_first_packet_leaves_no_state() {
+    let mut ct = Conntrack::new(CtConfig::default());
+    let pkt = udp(C, S, 1, 2, b"");
+    let ip = parse_ip(&pkt).unwrap();
+    let o = ct.track(&ip, &Template::default(), Instant::ZERO);
+    assert!(o.new && o.conn.is_some());
+    assert_eq!(ct.count(), 1, "allocated, unconfirmed");
+    assert_eq!(ct.entries(Instant::ZERO).count(), 0, "not listed before confirmation");
+    ct.discard(&o);
+    assert_eq!(ct.count(), 0);
+    // And the next packet is NEW again.
+    let o = ct.track(&ip, &Template::default(), Instant::ZERO);
+    assert_eq!(o.state, CtState::New);
+}
+
+#[test]
+fn notrack_template_is_untracked() {
+    let mut ct = Conntrack::new(CtConfig::default());
+    let pkt = udp(C, S, 1, 53, b"");
+    let o = ct.track(&parse_ip(&pkt).unwrap(), &Template { notrack: true, ..Template::default() }, Instant::ZERO);
+    assert_eq!(o.state, CtState::Untracked);
+    assert_eq!(ct.count(), 0);
+}
+
+fn tftp_like_request(master_src: [u8; 4], master_dst: [u8; 4], dport: u16) -> ExpectRequest {
+    ExpectRequest {
+        tuple: Tuple {
+            l3: L3::V4,
+            proto: proto::UDP,
+            src: Addr::v4(master_dst),
+            dst: Addr::v4(master_src),
+            sport: 0,
+            dport,
+        },
+        match_src_addr: true,
+        match_sport: false,
+        class: 0,
+    }
+}
+
+#[test]
+fn expectations_one_shot_limit_lifetime_master_death() {
+    let mut h = H::new(CtConfig::default());
+    let o = h.pass(&udp(C, S, 1069, 69, b"\x00\x01f\x00octet\x00"), 0);
+    let master = o.conn.unwrap();
+    let pol = ExpectPolicy::KERNEL_DEFAULT;
+    h.ct.expect(master, tftp_like_request(C, S, 1069), pol, "tftp", Instant::ZERO).unwrap();
+    let lines: Vec<_> = h.ct.expectations(Instant::ZERO).map(|x| expect_line(x, Instant::ZERO)).collect();
+    assert_eq!(lines, ["300 l3proto = 2 proto=17 src=10.0.2.2 dst=10.0.1.2 sport=0 dport=1069 tftp"]);
+    // The server's new port is RELATED; the expectation is consumed.
+    let o = h.pass(&udp(S, C, 3333, 1069, b"data"), 10);
+    assert_eq!((o.state, o.dir()), (CtState::Related, Some(Dir::Original)));
+    assert_eq!(h.ct.expectations(Instant::ZERO).count(), 0);
+    let child = h.ct.entry(o.conn.unwrap()).unwrap().clone();
+    assert!(child.status.contains(Status::EXPECTED));
+    assert_eq!(child.master, Some(master));
+    // The client's answer is ESTABLISHED (reply of the child), later originals too.
+    assert_eq!(h.pass(&udp(C, S, 1069, 3333, b"ack"), 20).state, CtState::Established);
+    assert_eq!(h.pass(&udp(S, C, 3333, 1069, b"data2"), 30).info, Some(CtInfo::Established));
+
+    // Per-master limit: a second request evicts the first.
+    h.ct.expect(master, tftp_like_request(C, S, 2000), pol, "tftp", Instant::ZERO).unwrap();
+    h.ct.expect(master, tftp_like_request(C, S, 2002), pol, "tftp", Instant::ZERO).unwrap();
+    let ports: Vec<u16> = h.ct.expectations(Instant::ZERO).map(|x| x.req.tuple.dport).collect();
+    assert_eq!(ports, [2002]);
+    // Lifetime: not there after 300 s.
+    assert_eq!(h.ct.expectations(Instant::from_secs(300)).count(), 0);
+    assert_eq!(h.pass(&udp(S, C, 4444, 2002, b""), 301_000).state, CtState::New);
+
+    // Master death removes pending expectations.
+    let o = h.pass(&udp(C, S, 7000, 69, b""), 400_000);
+    let m2 = o.conn.unwrap();
+    h.ct.expect(m2, tftp_like_request(C, S, 7000), pol, "tftp", Instant::from_secs(400)).unwrap();
+    assert_eq!(h.ct.expectations(Instant::from_secs(400)).count(), 1);
+    h.ct.kill(m2);
+    assert_eq!(h.ct.expectations(Instant::from_secs(400)).count(), 0);
+}
+
+#[test]
+fn expectation_of_another_master_clashes() {
+    let mut h = H::new(CtConfig::default());
+    let a = h.pass(&udp(C, S, 1, 69, b""), 0).conn.unwrap();
+    let b = h.pass(&udp(C, S, 2, 69, b""), 0).conn.unwrap();
+    let pol = ExpectPolicy::KERNEL_DEFAULT;
+    h.ct.expect(a, tftp_like_request(C, S, 5000), pol, "tftp", Instant::ZERO).unwrap();
+    assert!(h.ct.expect(b, tftp_like_request(C, S, 5000), pol, "tftp", Instant::ZERO).is_err());
+    // The same request again from the same master replaces (restarts) it.
+    h.ct.expect(a, tftp_like_request(C, S, 5000), pol, "tftp", Instant::from_secs(100)).unwrap();
+    let x: Vec<_> = h.ct.expectations(Instant::from_secs(100)).collect();
+    assert_eq!((x.len(), x[0].expires), (1, Instant::from_secs(400)));
+}
+
+#[test]
+fn full_table_evicts_unassured_then_refuses() {
+    let mut h = H::new(CtConfig { max_entries: 4, ..CtConfig::default() });
+    for p in 0..4 {
+        h.pass(&udp(C, S, 100 + p, 9, b""), 0);
+    }
+    // Room is made by evicting an unreplied entry.
+    assert_eq!(h.pass(&udp(C, S, 200, 9, b""), 1).state, CtState::New);
+    assert_eq!(h.ct.count(), 4);
+    assert_eq!(h.ct.stats().early_drop, 1);
+
+    // Everything ASSURED: a new flow is dropped before the ruleset.
+    let mut h = H::new(CtConfig { max_entries: 2, ..CtConfig::default() });
+    for p in 0..2u16 {
+        h.pass(&udp(C, S, 100 + p, 9, b""), 0);
+        h.pass(&udp(S, C, 9, 100 + p, b""), 10);
+        h.pass(&udp(C, S, 100 + p, 9, b""), 2500);
+    }
+    assert!(h.ct.entries(Instant::from_millis(2500)).all(|(_, e)| e.status.contains(Status::ASSURED)));
+    let o = h.pass(&udp(C, S, 300, 9, b""), 2600);
+    assert!(o.table_full);
+    assert_eq!(h.ct.stats().drop, 1);
+    assert_eq!(h.ct.count(), 2);
+}
+
+#[test]
+fn gc_reaps_expired_with_bounded_work() {
+    let mut h = H::new(CtConfig::default());
+    for p in 0..10 {
+        h.pass(&udp(C, S, 100 + p, 9, b""), 0);
+    }
+    assert_eq!(h.ct.gc(Instant::from_secs(29), 100), 0);
+    assert_eq!(h.ct.gc(Instant::from_secs(31), 4), 4);
+    assert_eq!(h.ct.gc(Instant::from_secs(31), 100), 6);
+    assert_eq!(h.ct.count(), 0);
+}
