@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Replay a classic pcap into the kernel reference topology.
+
+Run inside the injector namespace (``ip netns exec <inj> python3 inject.py ...``):
+
+    inject.py PCAP SIDES C_IFACE S_IFACE RTR_NETNS_PATH
+
+* PCAP: classic pcap (microsecond or nanosecond), linktype Ethernet.
+* SIDES: one character per frame, ``c`` = send on C_IFACE, ``s`` = send on S_IFACE.
+* RTR_NETNS_PATH: e.g. /run/netns/<rtr>; after the last frame the script joins that
+  namespace and reads /proc/net/nf_conntrack and /proc/net/nf_conntrack_expect, so the
+  tables are taken right after the last frame.
+
+Frames are sent at the pcap timestamps relative to the first frame. Prints one JSON
+object on stdout: {"sent": [seconds after start, ...], "max_late": s,
+"conntrack": [lines], "expect": [lines]}.
+"""
+import ctypes
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+CLONE_NEWNET = 0x40000000
+
+
+def read_pcap(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack("<I", data[:4])[0]
+    if magic in (0xA1B2C3D4, 0xA1B23C4D):
+        endian = "<"
+    else:
+        endian = ">"
+        magic = struct.unpack(">I", data[:4])[0]
+    if magic == 0xA1B2C3D4:
+        frac = 1e-6
+    elif magic == 0xA1B23C4D:
+        frac = 1e-9
+    else:
+        raise SystemExit("not a classic pcap file")
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    if linktype != 1:
+        raise SystemExit("linktype %d is not Ethernet" % linktype)
+    off = 24
+    frames = []
+    while off + 16 <= len(data):
+        sec, sub, incl, _orig = struct.unpack(endian + "IIII", data[off : off + 16])
+        off += 16
+        frames.append((sec + sub * frac, data[off : off + incl]))
+        off += incl
+    return frames
+
+
+def setns(path):
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, "setns(%s): %s" % (path, os.strerror(err)))
+    finally:
+        os.close(fd)
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return [l.rstrip("\n") for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def main():
+    pcap, sides, c_if, s_if, rtr = sys.argv[1:6]
+    frames = read_pcap(pcap)
+    if len(sides) != len(frames):
+        raise SystemExit("sides has %d entries for %d frames" % (len(sides), len(frames)))
+    # One CPU: both veths then feed the same backlog, so frames keep their order.
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})
+    except OSError:
+        pass
+    socks = {}
+    for key, ifname in (("c", c_if), ("s", s_if)):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        s.bind((ifname, 0))
+        socks[key] = s
+    sent = []
+    max_late = 0.0
+    if frames:
+        t0 = frames[0][0]
+        start = time.monotonic()
+        for (ts, frame), side in zip(frames, sides):
+            target = start + (ts - t0)
+            while True:
+                now = time.monotonic()
+                if now >= target:
+                    break
+                time.sleep(min(target - now, 0.05) if target - now > 0.0015 else 0)
+            now = time.monotonic()
+            max_late = max(max_late, now - target)
+            socks[side].send(frame)
+            sent.append(now - start)
+    # Let the softirq finish (it normally runs inside send()).
+    time.sleep(0.005)
+    setns(rtr)
+    out = {
+        "sent": sent,
+        "max_late": max_late,
+        "conntrack": read_lines("/proc/self/net/nf_conntrack"),
+        "expect": read_lines("/proc/self/net/nf_conntrack_expect"),
+    }
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+//! Comparison of the kernel's and ctwall's results, with a readable report.
+
+use crate::kernel::{KernelRun, Obs};
+use crate::procfmt::{parse_ct_line, parse_expect_line, CtEntry, ExpEntry};
+use crate::scenario::Scenario;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Timeouts may differ by this many seconds (the two sides read at slightly different times).
+pub const TIMEOUT_SLACK: i64 = 1;
+/// Above this injection lateness (seconds) the kernel reference is not trusted.
+pub const MAX_LATE_S: f64 = 0.4;
+
+/// The outcome of one comparison.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    /// Every difference found, one per line.
+    pub mismatches: Vec<String>,
+    /// The full report (frames, both tables, mismatches).
+    pub report: String,
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+fn show(o: &Option<Obs>) -> String {
+    o.as_ref().map(|o| o.to_string()).unwrap_or_else(|| "(not seen)".to_string())
+}
+
+/// The per-frame table of one run of the kernel alone (debugging aid).
+pub fn kernel_report(sc: &Scenario, k: &KernelRun) -> String {
+    let mut r = String::new();
+    let _ = writeln!(r, "scenario {}: {}", sc.name, sc.about);
+    let _ = writeln!(r, "{:>3} {:>9} {:1} {:<44} {:<22}", "#", "t(s)", "", "frame", "kernel");
+    for (i, f) in sc.frames.iter().enumerate() {
+        let _ = writeln!(
+            r,
+            "{:>3} {:>9.3} {:1} {:<44} {:<22}",
+            i + 1,
+            f.t_us as f64 / 1e6,
+            f.spec.side().as_char(),
+            f.note,
+            show(&k.frames[i])
+        );
+    }
+    let _ = writeln!(r, "kernel /proc/net/nf_conntrack:");
+    for l in &k.conntrack {
+        let _ = writeln!(r, "  {l}");
+    }
+    let _ = writeln!(r, "kernel /proc/net/nf_conntrack_expect:");
+    for l in &k.expect {
+        let _ = writeln!(r, "  {l}");
+    }
+    let _ = writeln!(r, "injection: max lateness {:.1} ms", k.max_late * 1e3);
+    for w in &k.warnings {
+        let _ = writeln!(r, "warning: {w}");
+    }
+    r
+}
+
+/// Checks the kernel run on its own: every frame not declared "not seen" was logged, the
+/// declared ones were not, the injection was punctual, and the tables parse.
+pub fn kernel_self_check(sc: &Scenario, k: &KernelRun) -> Vec<String> {
+    let mut m = Vec::new();
+    for (i, o) in k.frames.iter().enumerate() {
+        let n = i + 1;
+        match (sc.not_seen.contains(&n), o) {
+            (false, None) => m.push(format!("frame {n}: the kernel logged nothing for it (unexpected)")),
+            (true, Some(o)) => m.push(format!("frame {n}: declared not seen, but the kernel logged {o}")),
+            _ => {}
+        }
+    }
+    if k.max_late > MAX_LATE_S {
+        m.push(format!("injection was {:.0} ms late: kernel timing not trustworthy", k.max_late * 1e3));
+    }
+    for w in &k.warnings {
+        m.push(format!("kernel log: {w}"));
+    }
+    for l in &k.conntrack {
+        if let Err(e) = parse_ct_line(l) {
+            m.push(format!("kernel conntrack line: {e}"));
+        }
+    }
+    for l in &k.expect {
+        if let Err(e) = parse_expect_line(l) {
+            m.push(format!("kernel expect line: {e}"));
+        }
+    }
+    m
+}
+
+fn timeout_close(a: Option<i64>, b: Option<i64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= TIMEOUT_SLACK,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn compare_ct(k: &CtEntry, c: &CtEntry) -> Vec<String> {
+    let mut d = Vec::new();
+    let what = k.summary();
+    if k.state != c.state {
+        d.push(format!("{what}: state kernel {:?} ctwall {:?}", k.state, c.state));
+    }
+    if k.unreplied != c.unreplied {
+        d.push(format!("{what}: [UNREPLIED] kernel {} ctwall {}", k.unreplied, c.unreplied));
+    }
+    if k.flag != c.flag {
+        d.push(format!("{what}: flag kernel {:?} ctwall {:?}", k.flag, c.flag));
+    }
+    if k.reply != c.reply {
+        d.push(format!("{what}: reply tuple kernel {} ctwall {}", k.reply, c.reply));
+    }
+    if k.mark != c.mark || k.zone != c.zone || k.zone_orig != c.zone_orig || k.zone_reply != c.zone_reply {
+        d.push(format!(
+            "{what}: mark/zone kernel {:?}/{:?} ctwall {:?}/{:?}",
+            k.mark,
+            (k.zone, k.zone_orig, k.zone_reply),
+            c.mark,
+            (c.zone, c.zone_orig, c.zone_reply)
+        ));
+    }
+    if k.acct_orig != c.acct_orig || k.acct_reply != c.acct_reply {
+        d.push(format!(
+            "{what}: counters kernel {:?}/{:?} ctwall {:?}/{:?}",
+            k.acct_orig, k.acct_reply, c.acct_orig, c.acct_reply
+        ));
+    }
+    if !timeout_close(k.timeout, c.timeout) {
+        d.push(format!("{what}: timeout kernel {:?} ctwall {:?}", k.timeout, c.timeout));
+    }
+    if d.is_empty() && k.canonical_text() != c.canonical_text() {
+        d.push(format!(
+            "{what}: line format differs (timeout and use= ignored):\n      kernel: {}\n      ctwall: {}",
+            k.raw, c.raw
+        ));
+    }
+    d
+}
+
+fn compare_exp(k: &ExpEntry, c: &ExpEntry) -> Vec<String> {
+    let mut d = Vec::new();
+    let what = k.summary();
+    if k.helper != c.helper || k.flags != c.flags {
+        d.push(format!("{what}: helper/flags kernel {:?} {:?} ctwall {:?} {:?}", k.helper, k.flags, c.helper, c.flags));
+    }
+    if (k.timeout - c.timeout).abs() > TIMEOUT_SLACK {
+        d.push(format!("{what}: timeout kernel {} ctwall {}", k.timeout, c.timeout));
+    }
+    if d.is_empty() && k.canonical_text() != c.canonical_text() {
+        d.push(format!("{what}: line format differs:\n      kernel: {}\n      ctwall: {}", k.raw, c.raw));
+    }
+    d
+}
+
+fn parse_all<T, E: std::fmt::Display>(
+    side: &str,
+    lines: &[String],
+    f: impl Fn(&str) -> Result<T, E>,
+    out: &mut Vec<String>,
+) -> Vec<T> {
+    lines
+        .iter()
+        .filter_map(|l| match f(l) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                out.push(format!("{side}: {e}"));
+                None
+            }
+        })
+        .collect()
+}
+
+/// Compares the two tables as sets keyed by `key`.
+fn compare_sets<T, K: Ord + std::fmt::Debug>(
+    what: &str,
+    k: Vec<T>,
+    c: Vec<T>,
+    key: impl Fn(&T) -> K,
+    summary: impl Fn(&T) -> String,
+    cmp: impl Fn(&T, &T) -> Vec<String>,
+    out: &mut Vec<String>,
+) {
+    let mut km: BTreeMap<K, T> = BTreeMap::new();
+    for e in k {
+        if let Some(old) = km.insert(key(&e), e) {
+            out.push(format!("{what}: the kernel lists {} twice", summary(&old)));
+        }
+    }
+    let mut cm: BTreeMap<K, T> = BTreeMap::new();
+    for e in c {
+        if let Some(old) = cm.insert(key(&e), e) {
+            out.push(format!("{what}: ctwall lists {} twice", summary(&old)));
+        }
+    }
+    for (kk, ke) in &km {
+        match cm.get(kk) {
+            None => out.push(format!("{what}: missing in ctwall: {}", summary(ke))),
+            Some(ce) => out.extend(cmp(ke, ce).into_iter().map(|d| format!("{what}: {d}"))),
+        }
+    }
+    for (ck, ce) in &cm {
+        if !km.contains_key(ck) {
+            out.push(format!("{what}: extra in ctwall (not in the kernel): {}", summary(ce)));
+        }
+    }
+}
+
+/// Compares a kernel run and a ctwall run of the same scenario.
+pub fn compare(sc: &Scenario, k: &KernelRun, c: &crate::ctwall::CtwallRun) -> Verdict {
+    let mut m = kernel_self_check(sc, k);
+    let mut r = String::new();
+    let _ = writeln!(r, "scenario {}: {}", sc.name, sc.about);
+    if !sc.sysctls.is_empty() || sc.ftp_loose || !sc.helpers {
+        let _ = writeln!(r, "knobs: {:?} ftp_loose={} helpers={}", sc.sysctls, sc.ftp_loose, sc.helpers);
+    }
+    if sc.has_vlan {
+        let _ = writeln!(r, "note: VLAN tags are stripped for the kernel (plain veths), ctwall gets them");
+    }
+    let _ = writeln!(
+        r,
+        "{:>3} {:>9} {:1} {:<44} {:<22} {:<22} ctwall tcp_state/reason",
+        "#", "t(s)", "", "frame", "kernel", "ctwall"
+    );
+    for (i, f) in sc.frames.iter().enumerate() {
+        let n = i + 1;
+        let ko = &k.frames[i];
+        let co = c.frames.get(i).cloned().flatten();
+        let not_seen = sc.not_seen.contains(&n);
+        let mark = if not_seen {
+            "  (not compared: kernel does not see it)".to_string()
+        } else if ko.is_some() && co.is_some() && *ko == co {
+            String::new()
+        } else {
+            if co.is_none() {
+                m.push(format!("frame {n}: ctwall reported nothing"));
+            } else if ko.is_some() {
+                m.push(format!("frame {n} ({}): kernel {} ctwall {}", f.note, show(ko), show(&co)));
+            }
+            "  <== MISMATCH".to_string()
+        };
+        let extra = [
+            c.tcp_states.get(i).cloned().flatten().unwrap_or_default(),
+            c.reasons.get(i).cloned().flatten().unwrap_or_default(),
+        ]
+        .join(" ");
+        let _ = writeln!(
+            r,
+            "{:>3} {:>9.3} {:1} {:<44} {:<22} {:<22} {}{}",
+            n,
+            f.t_us as f64 / 1e6,
+            f.spec.side().as_char(),
+            f.note,
+            show(ko),
+            show(&co),
+            extra.trim(),
+            mark
+        );
+    }
+    let kt = parse_all("kernel conntrack", &k.conntrack, parse_ct_line, &mut m);
+    let ct = parse_all("ctwall conntrack", &c.conntrack, parse_ct_line, &mut m);
+    compare_sets("conntrack", kt, ct, CtEntry::key, CtEntry::summary, compare_ct, &mut m);
+    let ke = parse_all("kernel expect", &k.expect, parse_expect_line, &mut m);
+    let ce = parse_all("ctwall expect", &c.expect, parse_expect_line, &mut m);
+    compare_sets("expect", ke, ce, ExpEntry::key, ExpEntry::summary, compare_exp, &mut m);
+
+    for (title, lines) in [
+        ("kernel /proc/net/nf_conntrack", &k.conntrack),
+        ("ctwall table", &c.conntrack),
+        ("kernel /proc/net/nf_conntrack_expect", &k.expect),
+        ("ctwall expect", &c.expect),
+    ] {
+        let _ = writeln!(r, "{title}:{}", if lines.is_empty() { " (empty)" } else { "" });
+        for l in lines.iter() {
+            let _ = writeln!(r, "  {l}");
+        }
+    }
+    let _ = writeln!(r, "injection: max lateness {:.1} ms", k.max_late * 1e3);
+    if !m.is_empty() {
+        let _ = writeln!(r, "MISMATCHES ({}):", m.len());
+        for x in &m {
+            let _ = writeln!(r, "  - {x}");
+        }
+    }
+    Verdict { mismatches: m, report: r }
+}

@@ -1,0 +1,415 @@
+//! The kernel reference: replays a scenario through a real Linux router namespace and reads
+//! back the per-frame ctstate (from nf_log lines) and the final conntrack/expect tables.
+//!
+//! Topology, all names unique per run:
+//! ```text
+//!   inj ns                     rtr ns (forwarding, nftables, conntrack)
+//!   c  (02:..:01:02) <-veth->  vc (02:..:01:01) 10.0.1.1/24 fd00:1::1/64
+//!   s  (02:..:02:02) <-veth->  vs (02:..:02:01) 10.0.2.1/24 fd00:2::1/64
+//! ```
+//! Frames towards the C side are injected on `s`, all others on `c`. rtr logs every packet at
+//! prerouting priority -150 (after conntrack) with a per-run token, its ctstate and direction.
+
+use crate::netns::{run, Netns};
+use crate::scenario::{Scenario, BOOL_KNOBS};
+use crate::trace::{MAC_C_PEER, MAC_C_RTR, MAC_S_PEER, MAC_S_RTR};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// The injector script.
+pub const INJECT_PY: &str = include_str!("../scripts/inject.py");
+
+/// What one side observed for one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Obs {
+    /// NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED.
+    pub ctstate: String,
+    /// "original" / "reply"; `None` for INVALID and UNTRACKED.
+    pub dir: Option<String>,
+}
+
+impl std::fmt::Display for Obs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.dir {
+            Some(d) => write!(f, "{} {}", self.ctstate, d),
+            None => write!(f, "{}", self.ctstate),
+        }
+    }
+}
+
+/// The kernel's result for one scenario.
+#[derive(Clone, Debug)]
+pub struct KernelRun {
+    /// Per frame (index 0 = frame 1): what the kernel logged, `None` if nothing.
+    pub frames: Vec<Option<Obs>>,
+    /// `/proc/net/nf_conntrack` right after the last frame.
+    pub conntrack: Vec<String>,
+    /// `/proc/net/nf_conntrack_expect` right after the last frame.
+    pub expect: Vec<String>,
+    /// Injection timing: seconds each frame was sent after the first.
+    pub sent: Vec<f64>,
+    /// Worst lateness of a frame against its pcap time, in seconds.
+    pub max_late: f64,
+    /// Problems worth reporting (duplicate log lines, unparsable lines...).
+    pub warnings: Vec<String>,
+}
+
+/// The FTP helper's `loose` parameter is global: scenarios that change it run alone.
+pub static FTP_LOOSE_LOCK: RwLock<()> = RwLock::new(());
+static GLOBAL_SETUP: Mutex<bool> = Mutex::new(false);
+
+const FTP_LOOSE_PARAM: &str = "/sys/module/nf_conntrack_ftp/parameters/loose";
+
+/// Restores the FTP `loose` parameter on drop.
+struct LooseGuard {
+    old: Option<String>,
+}
+
+impl LooseGuard {
+    fn set(value: bool) -> Result<LooseGuard, String> {
+        let old = std::fs::read_to_string(FTP_LOOSE_PARAM).map_err(|e| format!("read {FTP_LOOSE_PARAM}: {e}"))?;
+        let new = if value { "Y" } else { "N" };
+        if old.trim() == new {
+            return Ok(LooseGuard { old: None });
+        }
+        std::fs::write(FTP_LOOSE_PARAM, new).map_err(|e| format!("write {FTP_LOOSE_PARAM}: {e}"))?;
+        Ok(LooseGuard { old: Some(old.trim().to_string()) })
+    }
+}
+
+impl Drop for LooseGuard {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = std::fs::write(FTP_LOOSE_PARAM, old);
+        }
+    }
+}
+
+/// Process-wide setup: let nf_log log from every namespace.
+fn global_setup() -> Result<(), String> {
+    let mut done = GLOBAL_SETUP.lock().unwrap_or_else(|e| e.into_inner());
+    if !*done {
+        std::fs::write("/proc/sys/net/netfilter/nf_log_all_netns", "1")
+            .map_err(|e| format!("sysctl net.netfilter.nf_log_all_netns=1: {e}"))?;
+        *done = true;
+    }
+    Ok(())
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// The two namespaces of one run (dropped = deleted; rtr first).
+pub struct Topology {
+    pub rtr: Netns,
+    pub inj: Netns,
+    pub token: String,
+}
+
+/// Builds the topology, applies the scenario's knobs and installs the logging ruleset.
+pub fn setup(sc: &Scenario) -> Result<Topology, String> {
+    global_setup()?;
+    let prefix = crate::netns::unique_prefix();
+    let inj = Netns::new(&format!("{prefix}i"))?;
+    let rtr = Netns::new(&format!("{prefix}r"))?;
+    // Tokens must never be a prefix of one another: end with a fixed letter.
+    let token = format!("{}Z", prefix.to_uppercase());
+    let s = |k: &str, v: &str| (k.to_string(), v.to_string());
+
+    inj.sysctl(&[s("net.ipv6.conf.all.disable_ipv6", "1"), s("net.ipv6.conf.default.disable_ipv6", "1")])?;
+    rtr.sysctl(&[
+        s("net.ipv4.ip_forward", "1"),
+        s("net.ipv6.conf.all.forwarding", "1"),
+        s("net.ipv4.conf.all.rp_filter", "0"),
+        s("net.ipv4.conf.default.rp_filter", "0"),
+        s("net.ipv4.conf.all.send_redirects", "0"),
+        s("net.ipv4.conf.default.send_redirects", "0"),
+        s("net.ipv4.conf.all.accept_redirects", "0"),
+        s("net.ipv4.conf.default.accept_redirects", "0"),
+        s("net.ipv6.conf.all.accept_redirects", "0"),
+        s("net.ipv6.conf.default.accept_redirects", "0"),
+        s("net.ipv6.conf.all.accept_dad", "0"),
+        s("net.ipv6.conf.default.accept_dad", "0"),
+        s("net.ipv6.conf.default.accept_ra", "0"),
+    ])?;
+    let rname = rtr.name().to_string();
+    inj.ip_batch(&[
+        format!(
+            "link add c address {} type veth peer name vc address {} netns {rname}",
+            mac(MAC_C_PEER),
+            mac(MAC_C_RTR)
+        ),
+        format!(
+            "link add s address {} type veth peer name vs address {} netns {rname}",
+            mac(MAC_S_PEER),
+            mac(MAC_S_RTR)
+        ),
+        "link set c up".into(),
+        "link set s up".into(),
+    ])?;
+    for dev in ["vc", "vs"] {
+        rtr.sysctl(&[
+            s(&format!("net.ipv4.conf.{dev}.rp_filter"), "0"),
+            s(&format!("net.ipv4.conf.{dev}.send_redirects"), "0"),
+            s(&format!("net.ipv4.conf.{dev}.accept_redirects"), "0"),
+            s(&format!("net.ipv6.conf.{dev}.accept_dad"), "0"),
+            s(&format!("net.ipv6.conf.{dev}.accept_redirects"), "0"),
+        ])?;
+        // No GRO: consecutive segments must reach conntrack one by one.
+        let _ = rtr.exec("ethtool", &["-K", dev, "gro", "off"]);
+    }
+    let mut cmds: Vec<String> = vec![
+        "link set vc up".into(),
+        "link set vs up".into(),
+        "addr add 10.0.1.1/24 dev vc".into(),
+        "addr add 10.0.2.1/24 dev vs".into(),
+        "addr add fd00:1::1/64 dev vc nodad".into(),
+        "addr add fd00:2::1/64 dev vs nodad".into(),
+        "route add 10.0.9.0/24 via 10.0.1.2 dev vc".into(),
+        "route add 10.0.3.0/24 via 10.0.2.2 dev vs".into(),
+        "route add default via 10.0.2.2 dev vs".into(),
+        "route add fd00:9::/64 via fd00:1::2 dev vc".into(),
+        "route add fd00:3::/64 via fd00:2::2 dev vs".into(),
+        "route add ::/0 via fd00:2::2 dev vs".into(),
+    ];
+    // Permanent neighbours for every on-link address of the trace (and the gateways).
+    let mut neigh: BTreeMap<std::net::IpAddr, (&str, [u8; 6])> = BTreeMap::new();
+    for a in ["10.0.1.2", "fd00:1::2"] {
+        neigh.insert(a.parse().expect("literal"), ("vc", MAC_C_PEER));
+    }
+    for a in ["10.0.2.2", "fd00:2::2"] {
+        neigh.insert(a.parse().expect("literal"), ("vs", MAC_S_PEER));
+    }
+    for f in &sc.frames {
+        if let crate::trace::FrameSpec::Ip(p) = &f.spec {
+            for a in [p.src, p.dst] {
+                let on = match a {
+                    std::net::IpAddr::V4(v) => match v.octets() {
+                        [10, 0, 1, x] if x != 1 => Some(("vc", MAC_C_PEER)),
+                        [10, 0, 2, x] if x != 1 => Some(("vs", MAC_S_PEER)),
+                        _ => None,
+                    },
+                    std::net::IpAddr::V6(v) => {
+                        let sg = v.segments();
+                        match (sg[0], sg[1], sg[2], sg[3], v.segments()[4..] == [0, 0, 0, 1]) {
+                            (0xfd00, 1, 0, 0, false) => Some(("vc", MAC_C_PEER)),
+                            (0xfd00, 2, 0, 0, false) => Some(("vs", MAC_S_PEER)),
+                            _ => None,
+                        }
+                    }
+                };
+                if let Some(v) = on {
+                    neigh.insert(a, v);
+                }
+            }
+        }
+    }
+    for (a, (dev, m)) in &neigh {
+        cmds.push(format!("neigh replace {a} lladdr {} dev {dev} nud permanent", mac(*m)));
+    }
+    rtr.ip_batch(&cmds)?;
+
+    // Scenario knobs (per netns).
+    let knobs: Vec<(String, String)> = sc
+        .sysctls
+        .iter()
+        .map(|(k, v)| {
+            let v = if BOOL_KNOBS.contains(k) { i64::from(*v != 0) } else { *v };
+            (format!("net.netfilter.nf_conntrack_{k}"), v.to_string())
+        })
+        .collect();
+    rtr.sysctl(&knobs)?;
+
+    let mut rules = String::new();
+    for st in ["new", "established", "related"] {
+        for dir in ["original", "reply"] {
+            rules.push_str(&format!(
+                "    ct state {st} ct direction {dir} log prefix \"{token} {} {dir} \"\n",
+                st.to_uppercase()
+            ));
+        }
+    }
+    let helpers = if sc.helpers {
+        "    tcp dport 21 ct helper set \"ftp-std\"\n    udp dport 69 ct helper set \"tftp-std\"\n"
+    } else {
+        ""
+    };
+    let ruleset = format!(
+        "table inet ctw {{\n  ct helper ftp-std {{ type \"ftp\" protocol tcp; l3proto inet; }}\n  \
+         ct helper tftp-std {{ type \"tftp\" protocol udp; l3proto inet; }}\n  \
+         chain pre {{\n    type filter hook prerouting priority -150; policy accept;\n    \
+         ct state invalid log prefix \"{token} INVALID - \"\n    \
+         ct state untracked log prefix \"{token} UNTRACKED - \"\n{rules}{helpers}  }}\n}}\n"
+    );
+    crate::netns::run_with_input(rtr.command("nft").args(["-f", "-"]), &ruleset)?;
+    Ok(Topology { rtr, inj, token })
+}
+
+/// A reader of /dev/kmsg positioned at the end of the log when opened.
+pub struct Kmsg {
+    file: File,
+}
+
+impl Kmsg {
+    pub fn open() -> Result<Kmsg, String> {
+        // O_NONBLOCK (same value on x86_64 and aarch64 Linux).
+        const O_NONBLOCK: i32 = 0o4000;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK)
+            .open("/dev/kmsg")
+            .map_err(|e| format!("open /dev/kmsg: {e}"))?;
+        file.seek(SeekFrom::End(0)).map_err(|e| format!("seek /dev/kmsg: {e}"))?;
+        Ok(Kmsg { file })
+    }
+
+    /// Every message logged since the last call (without the record prefix).
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 16384];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let first = rec.lines().next().unwrap_or("");
+                    if let Some((_, msg)) = first.split_once(';') {
+                        out.push(msg.to_string());
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // EPIPE: records were overwritten; continue with the next one.
+                Err(e) if e.raw_os_error() == Some(32) => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+/// Parses one nf_log line of this run: (frame number, observation).
+pub fn parse_log_line(token: &str, line: &str) -> Option<(usize, Obs)> {
+    let rest = line.strip_prefix(token)?.strip_prefix(' ')?;
+    let mut it = rest.splitn(3, ' ');
+    let state = it.next()?.to_string();
+    let dir = it.next()?;
+    let body = it.next()?;
+    let dir = if dir == "-" { None } else { Some(dir.to_string()) };
+    // The outer header's fields come first; ICMP errors also print the inner header later.
+    let id_pos = body.find(" ID=").map(|p| (p + 4, false));
+    let fl_pos = body.find(" FLOWLBL=").map(|p| (p + 9, true));
+    let (pos, _) = match (id_pos, fl_pos) {
+        (Some(a), Some(b)) => {
+            if a.0 < b.0 {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => return None,
+    };
+    let digits: String = body[pos..].chars().take_while(char::is_ascii_digit).collect();
+    let n: usize = digits.parse().ok()?;
+    Some((n, Obs { ctstate: state, dir }))
+}
+
+/// Runs a scenario through the kernel. `workdir` receives the pcap and the injector script.
+pub fn run_kernel(sc: &Scenario, workdir: &Path) -> Result<KernelRun, String> {
+    // Scenarios that change the global FTP `loose` parameter run alone; declaration order
+    // makes the parameter be restored before the lock is released.
+    let (_write, _read) = if sc.ftp_loose {
+        (Some(FTP_LOOSE_LOCK.write().unwrap_or_else(|e| e.into_inner())), None)
+    } else {
+        (None, Some(FTP_LOOSE_LOCK.read().unwrap_or_else(|e| e.into_inner())))
+    };
+    let _loose = if sc.ftp_loose { Some(LooseGuard::set(true)?) } else { None };
+
+    let topo = setup(sc)?;
+    let pcap = workdir.join("kernel.pcap");
+    sc.write_pcap(&pcap, true)?;
+    let script = workdir.join("inject.py");
+    std::fs::write(&script, INJECT_PY).map_err(|e| format!("write {}: {e}", script.display()))?;
+
+    let mut kmsg = Kmsg::open()?;
+    let out = run(topo.inj.command("python3").args([
+        script.to_str().ok_or("non-UTF-8 path")?,
+        pcap.to_str().ok_or("non-UTF-8 path")?,
+        &sc.sides(),
+        "c",
+        "s",
+        &topo.rtr.path(),
+    ]))?;
+    let inj: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("injector output: {e}: {}", String::from_utf8_lossy(&out.stdout)))?;
+    let lines = |k: &str| -> Vec<String> {
+        inj[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let conntrack = lines("conntrack");
+    let expect = lines("expect");
+    let sent: Vec<f64> =
+        inj["sent"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+    let max_late = inj["max_late"].as_f64().unwrap_or(0.0);
+
+    // Collect the log lines of this run.
+    let n = sc.frames.len();
+    let mut frames: Vec<Option<Obs>> = vec![None; n];
+    let mut warnings = Vec::new();
+    let expected_seen = (1..=n).filter(|i| !sc.not_seen.contains(i)).count();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut seen = 0usize;
+    loop {
+        for l in kmsg.drain() {
+            if !l.starts_with(&topo.token) {
+                continue;
+            }
+            match parse_log_line(&topo.token, &l) {
+                Some((i, obs)) if (1..=n).contains(&i) => {
+                    if let Some(prev) = &frames[i - 1] {
+                        warnings.push(format!("frame {i} logged twice: {prev} and {obs}"));
+                    } else {
+                        seen += 1;
+                    }
+                    frames[i - 1] = Some(obs);
+                }
+                _ => warnings.push(format!("unmatched log line: {l}")),
+            }
+        }
+        if seen >= expected_seen || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(topo);
+    Ok(KernelRun { frames, conntrack, expect, sent, max_late, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_line_parsing() {
+        let l = "CTW1X2Z NEW original IN=vc OUT= MAC=02:00:00:00:01:01:02:00:00:00:01:02:08:00 SRC=10.0.1.2 \
+                 DST=10.0.2.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=17 PROTO=TCP SPT=40000 DPT=80 WINDOW=64000 RES=0x00 SYN URGP=0";
+        assert_eq!(
+            parse_log_line("CTW1X2Z", l),
+            Some((17, Obs { ctstate: "NEW".into(), dir: Some("original".into()) }))
+        );
+        let l = "CTW1X2Z INVALID - IN=vs OUT= MAC=x SRC=10.0.3.1 DST=10.0.1.2 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=5 \
+                 PROTO=ICMP TYPE=3 CODE=1 [SRC=10.0.1.2 DST=10.0.9.9 LEN=28 TOS=0x00 PREC=0x00 TTL=64 ID=0 PROTO=UDP]";
+        assert_eq!(parse_log_line("CTW1X2Z", l), Some((5, Obs { ctstate: "INVALID".into(), dir: None })));
+        let l = "CTW1X2Z ESTABLISHED reply IN=vs OUT= MAC=x SRC=fd00:0002:0000:0000:0000:0000:0000:0002 \
+                 DST=fd00:0001:0000:0000:0000:0000:0000:0002 LEN=104 TC=0 HOPLIMIT=64 FLOWLBL=12 PROTO=ICMPv6 TYPE=129";
+        assert_eq!(parse_log_line("CTW1X2Z", l).map(|x| x.0), Some(12));
+        assert_eq!(parse_log_line("CTW1X2Y", l), None);
+    }
+}
