@@ -288,3 +288,99 @@ pub fn compare(sc: &Scenario, k: &KernelRun, c: &crate::ctwall::CtwallRun) -> Ve
     }
     Verdict { mismatches: m, report: r }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctwall::CtwallRun;
+    use crate::scenario::Builder;
+    use crate::trace::{flags::*, Pkt, C, S};
+
+    const SYN_SENT: &str =
+        "ipv4     2 tcp      6 119 SYN_SENT src=10.0.1.2 dst=10.0.2.2 sport=40000 dport=80 [UNREPLIED] \
+                            src=10.0.2.2 dst=10.0.1.2 sport=80 dport=40000 mark=0 zone=0 use=2";
+    const EXP: &str = "299 l3proto = 2 proto=6 src=10.0.2.2 dst=10.0.1.2 sport=0 dport=40000 ftp";
+
+    fn scenario() -> Scenario {
+        let mut b = Builder::new("unit", "unit");
+        b.send(Pkt::tcp(C, 40000, S, 80, SYN, 1000, 0), "SYN");
+        b.send(Pkt::tcp(C, 40000, S, 80, SYN | FIN, 1000, 0), "SYN|FIN");
+        b.build()
+    }
+
+    fn obs(s: &str, d: Option<&str>) -> Option<Obs> {
+        Some(Obs { ctstate: s.into(), dir: d.map(str::to_string) })
+    }
+
+    fn runs() -> (KernelRun, CtwallRun) {
+        let frames = vec![obs("NEW", Some("original")), obs("INVALID", None)];
+        let k = KernelRun {
+            frames: frames.clone(),
+            conntrack: vec![SYN_SENT.into()],
+            expect: vec![EXP.into()],
+            sent: vec![0.0, 0.003],
+            max_late: 0.0001,
+            warnings: vec![],
+        };
+        let c = CtwallRun {
+            frames,
+            reasons: vec![None, Some("tcp_flags".into())],
+            tcp_states: vec![Some("SYN_SENT".into()), None],
+            conntrack: vec![SYN_SENT.replace(" 119 ", " 120 ").replace("use=2", "use=1")],
+            expect: vec![EXP.replace("299", "300")],
+            ..CtwallRun::default()
+        };
+        (k, c)
+    }
+
+    #[test]
+    fn equal_runs_pass() {
+        let (k, c) = runs();
+        let v = compare(&scenario(), &k, &c);
+        assert!(v.ok(), "{}", v.report);
+    }
+
+    #[test]
+    fn every_kind_of_difference_fails() {
+        let sc = scenario();
+        let cases: Vec<(&str, Box<dyn Fn(&mut KernelRun, &mut CtwallRun)>)> = vec![
+            ("ctstate", Box::new(|_, c| c.frames[1] = obs("NEW", Some("original")))),
+            ("direction", Box::new(|_, c| c.frames[0] = obs("NEW", Some("reply")))),
+            ("frame missing in ctwall", Box::new(|_, c| c.frames[1] = None)),
+            ("frame not seen by the kernel", Box::new(|k, _| k.frames[1] = None)),
+            ("timeout by 2", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace(" 119 ", " 121 "))),
+            ("state", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace("SYN_SENT", "SYN_RECV"))),
+            ("unreplied", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace("[UNREPLIED] ", ""))),
+            ("assured", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace("mark=0", "[ASSURED] mark=0"))),
+            ("mark", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace("mark=0", "mark=1"))),
+            ("zone", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace("zone=0", "zone=1"))),
+            ("missing entry", Box::new(|_, c| c.conntrack.clear())),
+            ("extra entry", Box::new(|_, c| c.conntrack.push(SYN_SENT.replace("40000", "40001")))),
+            ("unparsable entry", Box::new(|_, c| c.conntrack[0] = "garbage".into())),
+            ("format (padding)", Box::new(|_, c| c.conntrack[0] = SYN_SENT.replace("ipv4     2", "ipv4 2"))),
+            ("missing expectation", Box::new(|_, c| c.expect.clear())),
+            ("expectation timeout", Box::new(|_, c| c.expect[0] = EXP.replace("299", "297"))),
+            ("expectation helper", Box::new(|_, c| c.expect[0] = EXP.replace("ftp", "tftp"))),
+            ("late injection", Box::new(|k, _| k.max_late = 1.0)),
+            ("kernel warning", Box::new(|k, _| k.warnings.push("frame 1 logged twice".into()))),
+        ];
+        for (what, f) in cases {
+            let (mut k, mut c) = runs();
+            f(&mut k, &mut c);
+            let v = compare(&sc, &k, &c);
+            assert!(!v.ok(), "{what}: not detected\n{}", v.report);
+        }
+    }
+
+    #[test]
+    fn not_seen_frames_are_checked_on_the_kernel_side_only() {
+        let mut sc = scenario();
+        sc.not_seen.push(2);
+        let (mut k, mut c) = runs();
+        k.frames[1] = None;
+        c.frames[1] = obs("UNTRACKED", None);
+        assert!(compare(&sc, &k, &c).ok());
+        k.frames[1] = obs("INVALID", None);
+        assert!(!compare(&sc, &k, &c).ok(), "a declared not-seen frame that the kernel saw");
+    }
+}

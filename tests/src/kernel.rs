@@ -8,7 +8,8 @@
 //!   s  (02:..:02:02) <-veth->  vs (02:..:02:01) 10.0.2.1/24 fd00:2::1/64
 //! ```
 //! Frames towards the C side are injected on `s`, all others on `c`. rtr logs every packet at
-//! prerouting priority -150 (after conntrack) with a per-run token, its ctstate and direction.
+//! prerouting priority -150 (after conntrack) with a per-run token, its ctstate and direction;
+//! only frames from the injector's MACs are logged (not rtr's own looped-back multicast).
 
 use crate::netns::{run, Netns};
 use crate::scenario::{Scenario, BOOL_KNOBS};
@@ -230,7 +231,7 @@ pub fn setup(sc: &Scenario) -> Result<Topology, String> {
     for st in ["new", "established", "related"] {
         for dir in ["original", "reply"] {
             rules.push_str(&format!(
-                "    ct state {st} ct direction {dir} log prefix \"{token} {} {dir} \"\n",
+                "    ether saddr @peers ct state {st} ct direction {dir} log prefix \"{token} {} {dir} \"\n",
                 st.to_uppercase()
             ));
         }
@@ -243,9 +244,12 @@ pub fn setup(sc: &Scenario) -> Result<Topology, String> {
     let ruleset = format!(
         "table inet ctw {{\n  ct helper ftp-std {{ type \"ftp\" protocol tcp; l3proto inet; }}\n  \
          ct helper tftp-std {{ type \"tftp\" protocol udp; l3proto inet; }}\n  \
+         set peers {{ type ether_addr; elements = {{ {}, {} }}; }}\n  \
          chain pre {{\n    type filter hook prerouting priority -150; policy accept;\n    \
-         ct state invalid log prefix \"{token} INVALID - \"\n    \
-         ct state untracked log prefix \"{token} UNTRACKED - \"\n{rules}{helpers}  }}\n}}\n"
+         ether saddr @peers ct state invalid log prefix \"{token} INVALID - \"\n    \
+         ether saddr @peers ct state untracked log prefix \"{token} UNTRACKED - \"\n{rules}{helpers}  }}\n}}\n",
+        mac(MAC_C_PEER),
+        mac(MAC_S_PEER)
     );
     crate::netns::run_with_input(rtr.command("nft").args(["-f", "-"]), &ruleset)?;
     Ok(Topology { rtr, inj, token })

@@ -63,7 +63,7 @@ impl CtEntry {
         (self.l3num, self.l4num, self.orig.clone(), self.zone)
     }
 
-    /// The line without its timeout and `use=` fields, for exact-format comparison.
+    /// The line with its timeout and `use=` fields masked, for exact-format comparison.
     pub fn canonical_text(&self) -> String {
         canonical_without(&self.raw, self.timeout.is_some(), 4)
     }
@@ -87,15 +87,32 @@ impl CtEntry {
     }
 }
 
-/// Drops the token at `timeout_index` (if `has_timeout`) and any `use=` token, and joins the
-/// remaining tokens with single spaces.
+/// The line with the token at `timeout_index` (if `has_timeout`) replaced by `<T>` and any
+/// `use=` token by `<U>`; all other characters, spacing included, are kept.
 fn canonical_without(raw: &str, has_timeout: bool, timeout_index: usize) -> String {
-    raw.split_whitespace()
-        .enumerate()
-        .filter(|(i, t)| !(t.starts_with("use=") || has_timeout && *i == timeout_index))
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(raw.len());
+    let mut tok_index = 0;
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        if rest.is_empty() {
+            break;
+        }
+        let len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let tok = &rest[..len];
+        if has_timeout && tok_index == timeout_index {
+            out.push_str("<T>");
+        } else if tok.starts_with("use=") {
+            out.push_str("<U>");
+        } else {
+            out.push_str(tok);
+        }
+        tok_index += 1;
+        rest = &rest[len..];
+    }
+    out
 }
 
 /// A parse error with the offending line.
@@ -269,7 +286,7 @@ impl ExpEntry {
         (self.l3num, self.l4num, self.tuple.clone())
     }
 
-    /// The line without its timeout.
+    /// The line with its timeout masked.
     pub fn canonical_text(&self) -> String {
         canonical_without(&self.raw, true, 0)
     }
@@ -339,8 +356,8 @@ mod tests {
         assert_eq!((e.mark, e.zone, e.use_count), (Some(0), Some(0), Some(2)));
         assert_eq!(
             e.canonical_text(),
-            "ipv4 2 tcp 6 SYN_SENT src=10.0.1.2 dst=10.0.2.2 sport=40000 dport=80 [UNREPLIED] \
-             src=10.0.2.2 dst=10.0.1.2 sport=80 dport=40000 mark=0 zone=0"
+            "ipv4     2 tcp      6 <T> SYN_SENT src=10.0.1.2 dst=10.0.2.2 sport=40000 dport=80 [UNREPLIED] \
+             src=10.0.2.2 dst=10.0.1.2 sport=80 dport=40000 mark=0 zone=0 <U>"
         );
 
         let e = parse_ct_line(SPEC_EXAMPLES[1]).unwrap();
@@ -413,7 +430,7 @@ mod tests {
         assert_eq!(e.tuple.to_string(), "src=10.0.2.2 dst=10.0.1.2 sport=0 dport=40000");
         assert_eq!(e.helper.as_deref(), Some("ftp"));
         assert!(e.flags.is_empty());
-        assert_eq!(e.canonical_text(), "l3proto = 2 proto=6 src=10.0.2.2 dst=10.0.1.2 sport=0 dport=40000 ftp");
+        assert_eq!(e.canonical_text(), "<T> l3proto = 2 proto=6 src=10.0.2.2 dst=10.0.1.2 sport=0 dport=40000 ftp");
 
         let e = parse_expect_line(
             "5 l3proto = 2 proto=17 src=10.0.2.2 dst=10.0.1.2 sport=0 dport=1069 PERMANENT,INACTIVE tftp",

@@ -9,7 +9,7 @@ pub const BOOL_KNOBS: [&str; 5] = ["tcp_loose", "tcp_be_liberal", "tcp_ignore_in
 
 /// Every knob name accepted in [`Scenario::sysctls`]: the kernel sysctl name without the
 /// `net.netfilter.nf_conntrack_` prefix, which is also the ctwall config key.
-pub const KNOWN_KNOBS: [&str; 27] = [
+pub const KNOWN_KNOBS: [&str; 25] = [
     "tcp_timeout_syn_sent",
     "tcp_timeout_syn_recv",
     "tcp_timeout_established",
@@ -35,8 +35,6 @@ pub const KNOWN_KNOBS: [&str; 27] = [
     "acct",
     "max",
     "expect_max",
-    "log_invalid",
-    "timestamp",
 ];
 
 /// One differential scenario: knobs plus a timed list of frames.

@@ -132,4 +132,6 @@ differential!(
     generic_proto_253,
     generic_esp_and_ipv6,
     non_ip_and_bad_ip_not_seen,
+    custom_timeouts,
+    custom_tcp_caps,
 );

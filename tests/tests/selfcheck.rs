@@ -133,7 +133,9 @@ fn every_scenario_frame_parses_and_checksums_verify() {
         assert_eq!(trace::read_pcap(&buf).unwrap(), sc.rendered(false), "{name}: pcap round trip");
         assert_eq!(sc.sides().len(), sc.frames.len());
         let cfg = sc.ctwall_config();
-        assert!(cfg.starts_with("(\n    conntrack: ("), "{name}: config {cfg}");
+        let parsed = config::Config::parse(&cfg, std::path::Path::new(&format!("{name}.ron")))
+            .unwrap_or_else(|e| panic!("{name}: ctwall rejects the scenario config: {e}\n{cfg}"));
+        assert_eq!(parsed.helpers.0.is_empty(), !sc.helpers, "{name}: helpers");
     }
     assert!(checked > 500, "only {checked} IP frames checked");
 }

@@ -1,5 +1,6 @@
 //! Other protocols and frames: GRE, the generic tracker, non-IP frames (spec §7, §13 item 35).
 
+use super::filler;
 use super::{Ctor, Flow};
 use crate::scenario::{Builder, Scenario};
 use crate::trace::{flags::*, Pkt, Side, C, C6, MAC_C_PEER, S, S6};
@@ -10,6 +11,8 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
     ("generic_proto_253", generic_proto_253),
     ("generic_esp_and_ipv6", generic_esp_and_ipv6),
     ("non_ip_and_bad_ip_not_seen", non_ip_and_bad_ip_not_seen),
+    ("custom_timeouts", custom_timeouts),
+    ("custom_tcp_caps", custom_tcp_caps),
 ];
 
 /// A GREv0 header (no key) carrying a small IPv4 packet.
@@ -86,5 +89,59 @@ fn non_ip_and_bad_ip_not_seen() -> Scenario {
     let n = b.send(f.s(SYN | ACK, 5000, 1001).bad_ip_csum(), "S>C SYN/ACK bad IP header checksum");
     b.expect_not_seen(n);
     f.synack(&mut b);
+    b.build()
+}
+
+fn custom_timeouts() -> Scenario {
+    let mut b = Builder::new(
+        "custom_timeouts",
+        "every protocol's timeout knob reaches both sides: TCP, UDP (unreplied and stream), ICMP, ICMPv6, generic, GRE",
+    )
+    .sysctl("tcp_timeout_syn_sent", 33)
+    .sysctl("tcp_timeout_syn_recv", 22)
+    .sysctl("tcp_timeout_established", 1000)
+    .sysctl("udp_timeout", 20)
+    .sysctl("udp_timeout_stream", 50)
+    .sysctl("icmp_timeout", 15)
+    .sysctl("icmpv6_timeout", 12)
+    .sysctl("generic_timeout", 44)
+    .sysctl("gre_timeout", 17)
+    .sysctl("gre_timeout_stream", 77);
+    Flow::new(C, 40001, S, 80).syn(&mut b);
+    let g = Flow::new(C, 40002, S, 80);
+    g.syn(&mut b);
+    g.synack(&mut b);
+    let mut h = Flow::new(C, 40003, S, 80);
+    h.handshake(&mut b);
+    b.send(Pkt::udp(C, 6000, S, 7000, b"a"), "C>S UDP unreplied");
+    b.send(Pkt::icmp_query(C, S, 8, 5, 1, b"ping"), "C>S echo");
+    b.send(Pkt::icmp_query(C6, S6, 128, 6, 1, b"ping"), "C>S v6 echo");
+    b.send(Pkt::raw(C, S, 253, b"x"), "C>S proto 253");
+    b.send(Pkt::raw(C, S, 47, &[0, 0, 0x08, 0]), "C>S GRE");
+    b.send(Pkt::raw(S, C, 47, &[0, 0, 0x08, 0]), "S>C GRE");
+    b.send(Pkt::raw(C, S, 47, &[0, 0, 0x08, 0]), "C>S GRE");
+    b.send(Pkt::udp(C, 6001, S, 7001, b"a"), "C>S UDP stream");
+    b.send(Pkt::udp(S, 7001, C, 6001, b"b"), "S>C UDP stream");
+    b.at(2.5);
+    b.send(Pkt::udp(C, 6001, S, 7001, b"c"), "C>S UDP stream t=2.5");
+    b.build()
+}
+
+fn custom_tcp_caps() -> Scenario {
+    let mut b = Builder::new(
+        "custom_tcp_caps",
+        "tcp_timeout_unacknowledged, tcp_timeout_max_retrans and tcp_max_retrans reach both sides",
+    )
+    .sysctl("tcp_timeout_unacknowledged", 200)
+    .sysctl("tcp_timeout_max_retrans", 250)
+    .sysctl("tcp_max_retrans", 2);
+    let mut f = Flow::new(C, 40010, S, 80);
+    f.handshake(&mut b);
+    f.c_data(&mut b, &filler(10), "C>S data (unacked: 200)");
+    let mut g = Flow::new(C, 40011, S, 80);
+    g.handshake(&mut b);
+    for _ in 0..3 {
+        g.c_ack(&mut b);
+    }
     b.build()
 }
