@@ -343,7 +343,8 @@ mod tests {
     #[test]
     fn every_kind_of_difference_fails() {
         let sc = scenario();
-        let cases: Vec<(&str, Box<dyn Fn(&mut KernelRun, &mut CtwallRun)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut KernelRun, &mut CtwallRun)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("ctstate", Box::new(|_, c| c.frames[1] = obs("NEW", Some("original")))),
             ("direction", Box::new(|_, c| c.frames[0] = obs("NEW", Some("reply")))),
             ("frame missing in ctwall", Box::new(|_, c| c.frames[1] = None)),
