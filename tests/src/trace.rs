@@ -240,6 +240,8 @@ pub struct Pkt {
     /// IPv4 fragment offset in 8-byte units, and the MF flag.
     pub frag: Option<(u16, bool)>,
     pub ext6: Vec<Ext6>,
+    /// IPv4 options (padded with EOL to a multiple of 4 bytes).
+    pub opts4: Vec<u8>,
     pub l4: L4,
     pub l4_csum: Csum,
     pub ip_csum: Csum,
@@ -268,6 +270,7 @@ impl Pkt {
             df: false,
             frag: None,
             ext6: Vec::new(),
+            opts4: Vec::new(),
             l4,
             l4_csum: Csum::Correct,
             ip_csum: Csum::Correct,
@@ -420,6 +423,13 @@ impl Pkt {
         self
     }
 
+    /// Adds IPv4 header options (raw bytes).
+    pub fn ip_opts(mut self, opts: &[u8]) -> Pkt {
+        assert!(self.src.is_ipv4(), "IPv4 options on an IPv6 packet");
+        self.opts4.extend_from_slice(opts);
+        self
+    }
+
     pub fn vlan(mut self, vid: u16) -> Pkt {
         self.vlan = Some(vid);
         self
@@ -524,7 +534,13 @@ impl Pkt {
         let mut out = Vec::new();
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let total = (20 + l4.len()) as u16;
+                let mut opts = self.opts4.clone();
+                while opts.len() % 4 != 0 {
+                    opts.push(0);
+                }
+                assert!(opts.len() <= 40, "IPv4 options too long");
+                let hlen = 20 + opts.len();
+                let total = (hlen + l4.len()) as u16;
                 let id = self.ip_id.unwrap_or(index as u16);
                 let mut fl: u16 = if self.df { 0x4000 } else { 0 };
                 if let Some((off, more)) = self.frag {
@@ -533,7 +549,7 @@ impl Pkt {
                         fl |= 0x2000;
                     }
                 }
-                let mut h = vec![0x45, self.tos];
+                let mut h = vec![0x40 | (hlen / 4) as u8, self.tos];
                 h.extend_from_slice(&total.to_be_bytes());
                 h.extend_from_slice(&id.to_be_bytes());
                 h.extend_from_slice(&fl.to_be_bytes());
@@ -542,6 +558,7 @@ impl Pkt {
                 h.extend_from_slice(&[0, 0]);
                 h.extend_from_slice(&s.octets());
                 h.extend_from_slice(&d.octets());
+                h.extend_from_slice(&opts);
                 let mut sum = Checksum::new();
                 sum.add(&h);
                 let c = self.ip_csum.apply(sum.finish());
@@ -580,8 +597,9 @@ impl Pkt {
                 let total = out.len() as u16;
                 out[2..4].copy_from_slice(&total.to_be_bytes());
                 out[10..12].copy_from_slice(&[0, 0]);
+                let hlen = ((out[0] & 0x0f) as usize * 4).min(out.len());
                 let mut sum = Checksum::new();
-                sum.add(&out[..20]);
+                sum.add(&out[..hlen]);
                 let c = self.ip_csum.apply(sum.finish());
                 out[10..12].copy_from_slice(&c.to_be_bytes());
             }

@@ -80,6 +80,7 @@ differential!(
     ipv6_tcp_handshake_close,
     ipv6_tcp_ext_headers,
     vlan_tcp_handshake,
+    ipv4_options_tcp,
     udp_request_reply,
     udp_stream_before_2s,
     udp_stream_assured,

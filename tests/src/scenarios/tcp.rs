@@ -61,6 +61,7 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
     ("ipv6_tcp_handshake_close", ipv6_tcp_handshake_close),
     ("ipv6_tcp_ext_headers", ipv6_tcp_ext_headers),
     ("vlan_tcp_handshake", vlan_tcp_handshake),
+    ("ipv4_options_tcp", ipv4_options_tcp),
 ];
 
 /// Spec §13 (1) up to and including step `upto` (1..=9):
@@ -681,5 +682,17 @@ fn vlan_tcp_handshake() -> Scenario {
     b.send(f.s(SYN | ACK, 5000, 1001).vlan(100), "S>C SYN/ACK vlan 100");
     b.send(f.c(ACK, 1001, 5001).vlan(100), "C>S ACK vlan 100");
     b.send(f.c(PSH | ACK, 1001, 5001).payload(&filler(50)).vlan(100), "C>S data vlan 100");
+    b.build()
+}
+
+fn ipv4_options_tcp() -> Scenario {
+    let mut b =
+        Builder::new("ipv4_options_tcp", "IPv4 headers with options (IHL > 5): the L4 header is found after them");
+    let f = Flow::std();
+    // Router Alert (4 bytes); NOP, NOP, timestamp-like filler.
+    b.send(f.c(SYN, 1000, 0).ip_opts(&[0x94, 0x04, 0, 0]), "C>S SYN +router alert");
+    b.send(f.s(SYN | ACK, 5000, 1001).ip_opts(&[1, 1, 1, 1, 1, 1, 1, 1]), "S>C SYN/ACK +8 NOPs");
+    b.send(f.c(ACK, 1001, 5001).ip_opts(&[0x94, 0x04, 0, 0]), "C>S ACK +router alert");
+    b.send(Pkt::udp(C, 5000, S, 53, b"q").ip_opts(&[1, 1, 1, 0]), "C>S UDP +options");
     b.build()
 }
