@@ -535,9 +535,7 @@ impl Pkt {
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
                 let mut opts = self.opts4.clone();
-                while opts.len() % 4 != 0 {
-                    opts.push(0);
-                }
+                opts.resize(opts.len().next_multiple_of(4), 0);
                 assert!(opts.len() <= 40, "IPv4 options too long");
                 let hlen = 20 + opts.len();
                 let total = (hlen + l4.len()) as u16;
