@@ -11,9 +11,11 @@ Run inside the injector namespace (``ip netns exec <inj> python3 inject.py ...``
   namespace and reads /proc/net/nf_conntrack and /proc/net/nf_conntrack_expect, so the
   tables are taken right after the last frame.
 
-Frames are sent at the pcap timestamps relative to the first frame. Prints one JSON
-object on stdout: {"sent": [seconds after start, ...], "max_late": s,
-"conntrack": [lines], "expect": [lines]}.
+Frames are sent at the pcap timestamps relative to the first frame. The same sockets also
+capture what the router forwards back out of its veths (the first 96 bytes of every
+incoming frame, in hex), so the caller can tell which frames the kernel forwarded and which
+it dropped. Prints one JSON object on stdout: {"sent": [seconds after start, ...],
+"max_late": s, "forwarded": [[side, hex], ...], "conntrack": [lines], "expect": [lines]}.
 """
 import ctypes
 import json
@@ -24,6 +26,9 @@ import sys
 import time
 
 CLONE_NEWNET = 0x40000000
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SO_RCVBUFFORCE = 33
 
 
 def read_pcap(path):
@@ -86,8 +91,12 @@ def main():
         pass
     socks = {}
     for key, ifname in (("c", c_if), ("s", s_if)):
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        s.bind((ifname, 0))
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        s.bind((ifname, ETH_P_ALL))
         socks[key] = s
     sent = []
     max_late = 0.0
@@ -107,10 +116,22 @@ def main():
             sent.append(now - start)
     # Let the softirq finish (it normally runs inside send()).
     time.sleep(0.005)
+    forwarded = []
+    for key, sock in socks.items():
+        sock.setblocking(False)
+        while True:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except BlockingIOError:
+                break
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            forwarded.append([key, data[:96].hex()])
     setns(rtr)
     out = {
         "sent": sent,
         "max_late": max_late,
+        "forwarded": forwarded,
         "conntrack": read_lines("/proc/self/net/nf_conntrack"),
         "expect": read_lines("/proc/self/net/nf_conntrack_expect"),
     }

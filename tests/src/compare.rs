@@ -30,20 +30,29 @@ fn show(o: &Option<Obs>) -> String {
     o.as_ref().map(|o| o.to_string()).unwrap_or_else(|| "(not seen)".to_string())
 }
 
+fn fwd(f: Option<bool>) -> &'static str {
+    match f {
+        Some(true) => "fwd",
+        Some(false) => "DROP",
+        None => "-",
+    }
+}
+
 /// The per-frame table of one run of the kernel alone (debugging aid).
 pub fn kernel_report(sc: &Scenario, k: &KernelRun) -> String {
     let mut r = String::new();
     let _ = writeln!(r, "scenario {}: {}", sc.name, sc.about);
-    let _ = writeln!(r, "{:>3} {:>9} {:1} {:<44} {:<22}", "#", "t(s)", "", "frame", "kernel");
+    let _ = writeln!(r, "{:>3} {:>9} {:1} {:<44} {:<22} fwd", "#", "t(s)", "", "frame", "kernel");
     for (i, f) in sc.frames.iter().enumerate() {
         let _ = writeln!(
             r,
-            "{:>3} {:>9.3} {:1} {:<44} {:<22}",
+            "{:>3} {:>9.3} {:1} {:<44} {:<22} {}",
             i + 1,
             f.t_us as f64 / 1e6,
             f.spec.side().as_char(),
             f.note,
-            show(&k.frames[i])
+            show(&k.frames[i]),
+            fwd(k.forwarded.get(i).copied().flatten())
         );
     }
     let _ = writeln!(r, "kernel /proc/net/nf_conntrack:");
@@ -223,40 +232,65 @@ pub fn compare(sc: &Scenario, k: &KernelRun, c: &crate::ctwall::CtwallRun) -> Ve
     }
     let _ = writeln!(
         r,
-        "{:>3} {:>9} {:1} {:<44} {:<22} {:<22} ctwall tcp_state/reason",
-        "#", "t(s)", "", "frame", "kernel", "ctwall"
+        "{:>3} {:>9} {:1} {:<44} {:<22} {:<4} {:<22} {:<6} ctwall tcp_state/reason",
+        "#", "t(s)", "", "frame", "kernel", "fwd", "ctwall", "verdict"
     );
     for (i, f) in sc.frames.iter().enumerate() {
         let n = i + 1;
         let ko = &k.frames[i];
         let co = c.frames.get(i).cloned().flatten();
-        let not_seen = sc.not_seen.contains(&n);
-        let mark = if not_seen {
+        let kf = k.forwarded.get(i).copied().flatten();
+        let cv = c.verdicts.get(i).cloned().flatten();
+        let mut bad = false;
+        let mark = if sc.not_seen.contains(&n) {
             "  (not compared: kernel does not see it)".to_string()
-        } else if ko.is_some() && co.is_some() && *ko == co {
-            String::new()
         } else {
             if co.is_none() {
                 m.push(format!("frame {n}: ctwall reported nothing"));
-            } else if ko.is_some() {
+                bad = true;
+            } else if ko.is_some() && *ko != co {
                 m.push(format!("frame {n} ({}): kernel {} ctwall {}", f.note, show(ko), show(&co)));
+                bad = true;
+            } else if ko.is_none() {
+                bad = true; // reported by kernel_self_check
             }
-            "  <== MISMATCH".to_string()
+            if let Some(kf) = kf {
+                match cv.as_deref() {
+                    Some(v) if (v == "accept") == kf => {}
+                    other => {
+                        m.push(format!(
+                            "frame {n} ({}): kernel {} it, ctwall verdict {}",
+                            f.note,
+                            if kf { "forwarded" } else { "dropped" },
+                            other.unwrap_or("(none)")
+                        ));
+                        bad = true;
+                    }
+                }
+            }
+            if bad {
+                "  <== MISMATCH".to_string()
+            } else {
+                String::new()
+            }
         };
         let extra = [
             c.tcp_states.get(i).cloned().flatten().unwrap_or_default(),
             c.reasons.get(i).cloned().flatten().unwrap_or_default(),
+            c.drop_reasons.get(i).cloned().flatten().unwrap_or_default(),
         ]
         .join(" ");
         let _ = writeln!(
             r,
-            "{:>3} {:>9.3} {:1} {:<44} {:<22} {:<22} {}{}",
+            "{:>3} {:>9.3} {:1} {:<44} {:<22} {:<4} {:<22} {:<6} {}{}",
             n,
             f.t_us as f64 / 1e6,
             f.spec.side().as_char(),
             f.note,
             show(ko),
+            fwd(kf),
             show(&co),
+            cv.as_deref().unwrap_or("-"),
             extra.trim(),
             mark
         );
@@ -320,12 +354,14 @@ mod tests {
             expect: vec![EXP.into()],
             sent: vec![0.0, 0.003],
             max_late: 0.0001,
+            forwarded: vec![Some(true), Some(true)],
             warnings: vec![],
         };
         let c = CtwallRun {
             frames,
             reasons: vec![None, Some("tcp_flags".into())],
             tcp_states: vec![Some("SYN_SENT".into()), None],
+            verdicts: vec![Some("accept".into()), Some("accept".into())],
             conntrack: vec![SYN_SENT.replace(" 119 ", " 120 ").replace("use=2", "use=1")],
             expect: vec![EXP.replace("299", "300")],
             ..CtwallRun::default()
@@ -363,6 +399,9 @@ mod tests {
             ("expectation timeout", Box::new(|_, c| c.expect[0] = EXP.replace("299", "297"))),
             ("expectation helper", Box::new(|_, c| c.expect[0] = EXP.replace("ftp", "tftp"))),
             ("late injection", Box::new(|k, _| k.max_late = 1.0)),
+            ("verdict", Box::new(|_, c| c.verdicts[1] = Some("drop".into()))),
+            ("kernel drop", Box::new(|k, _| k.forwarded[0] = Some(false))),
+            ("no verdict", Box::new(|_, c| c.verdicts[0] = None)),
             ("kernel warning", Box::new(|k, _| k.warnings.push("frame 1 logged twice".into()))),
         ];
         for (what, f) in cases {

@@ -19,6 +19,10 @@ pub struct CtwallRun {
     pub reasons: Vec<Option<String>>,
     /// Per frame: ctwall's TCP state after the frame, for reports.
     pub tcp_states: Vec<Option<String>>,
+    /// Per frame: `accept` or `drop`.
+    pub verdicts: Vec<Option<String>>,
+    /// Per frame: why it was dropped, for reports.
+    pub drop_reasons: Vec<Option<String>>,
     pub conntrack: Vec<String>,
     pub expect: Vec<String>,
     pub stats: Option<serde_json::Value>,
@@ -57,6 +61,8 @@ pub fn parse_output(stdout: &str, n_frames: usize) -> Result<CtwallRun, String> 
         frames: vec![None; n_frames],
         reasons: vec![None; n_frames],
         tcp_states: vec![None; n_frames],
+        verdicts: vec![None; n_frames],
+        drop_reasons: vec![None; n_frames],
         ..CtwallRun::default()
     };
     let mut got_table = false;
@@ -79,6 +85,8 @@ pub fn parse_output(stdout: &str, n_frames: usize) -> Result<CtwallRun, String> 
             run.frames[n - 1] = Some(Obs { ctstate, dir });
             run.reasons[n - 1] = v.get("reason").and_then(|r| r.as_str()).map(str::to_string);
             run.tcp_states[n - 1] = v.get("tcp_state").and_then(|r| r.as_str()).map(str::to_string);
+            run.verdicts[n - 1] = v.get("verdict").and_then(|r| r.as_str()).map(str::to_string);
+            run.drop_reasons[n - 1] = v.get("drop_reason").and_then(|r| r.as_str()).map(str::to_string);
         } else if let Some(t) = v.get("table") {
             got_table = true;
             run.conntrack = entry_lines(t, line)?;
@@ -149,6 +157,7 @@ mod tests {
         assert_eq!(r.frames[0], Some(Obs { ctstate: "NEW".into(), dir: Some("original".into()) }));
         assert_eq!(r.frames[1], Some(Obs { ctstate: "INVALID".into(), dir: None }));
         assert_eq!(r.reasons[1].as_deref(), Some("tcp_flags"));
+        assert_eq!(r.verdicts[0].as_deref(), Some("accept"));
         assert_eq!(r.conntrack.len(), 1);
         assert!(r.expect.is_empty());
         assert!(r.stats.is_some());

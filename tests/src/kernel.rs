@@ -13,10 +13,11 @@
 
 use crate::netns::{run, Netns};
 use crate::scenario::{Scenario, BOOL_KNOBS};
-use crate::trace::{MAC_C_PEER, MAC_C_RTR, MAC_S_PEER, MAC_S_RTR};
+use crate::trace::{FrameSpec, Pkt, MAC_C_PEER, MAC_C_RTR, MAC_S_PEER, MAC_S_RTR};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
@@ -56,6 +57,9 @@ pub struct KernelRun {
     pub sent: Vec<f64>,
     /// Worst lateness of a frame against its pcap time, in seconds.
     pub max_late: f64,
+    /// Per frame: whether the router forwarded it (`None`: the frame is not one a plain
+    /// router forwards whatever conntrack says, see [`verdict_comparable`]).
+    pub forwarded: Vec<Option<bool>>,
     /// Problems worth reporting (duplicate log lines, unparsable lines...).
     pub warnings: Vec<String>,
 }
@@ -180,7 +184,7 @@ pub fn setup(sc: &Scenario) -> Result<Topology, String> {
         "route add ::/0 via fd00:2::2 dev vs".into(),
     ];
     // Permanent neighbours for every on-link address of the trace (and the gateways).
-    let mut neigh: BTreeMap<std::net::IpAddr, (&str, [u8; 6])> = BTreeMap::new();
+    let mut neigh: BTreeMap<IpAddr, (&str, [u8; 6])> = BTreeMap::new();
     for a in ["10.0.1.2", "fd00:1::2"] {
         neigh.insert(a.parse().expect("literal"), ("vc", MAC_C_PEER));
     }
@@ -188,15 +192,15 @@ pub fn setup(sc: &Scenario) -> Result<Topology, String> {
         neigh.insert(a.parse().expect("literal"), ("vs", MAC_S_PEER));
     }
     for f in &sc.frames {
-        if let crate::trace::FrameSpec::Ip(p) = &f.spec {
+        if let FrameSpec::Ip(p) = &f.spec {
             for a in [p.src, p.dst] {
                 let on = match a {
-                    std::net::IpAddr::V4(v) => match v.octets() {
+                    IpAddr::V4(v) => match v.octets() {
                         [10, 0, 1, x] if x != 1 => Some(("vc", MAC_C_PEER)),
                         [10, 0, 2, x] if x != 1 => Some(("vs", MAC_S_PEER)),
                         _ => None,
                     },
-                    std::net::IpAddr::V6(v) => {
+                    IpAddr::V6(v) => {
                         let sg = v.segments();
                         match (sg[0], sg[1], sg[2], sg[3], v.segments()[4..] == [0, 0, 0, 1]) {
                             (0xfd00, 1, 0, 0, false) => Some(("vc", MAC_C_PEER)),
@@ -363,6 +367,13 @@ pub fn run_kernel(sc: &Scenario, workdir: &Path) -> Result<KernelRun, String> {
         inj["sent"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
     let max_late = inj["max_late"].as_f64().unwrap_or(0.0);
 
+    let mut seen_out: std::collections::HashSet<(IpAddr, IpAddr, u32)> = Default::default();
+    for f in inj["forwarded"].as_array().into_iter().flatten() {
+        if let Some(k) = f.get(1).and_then(|h| h.as_str()).and_then(decode_hex).and_then(|b| forwarded_key(&b)) {
+            seen_out.insert(k);
+        }
+    }
+
     // Collect the log lines of this run.
     let n = sc.frames.len();
     let mut frames: Vec<Option<Obs>> = vec![None; n];
@@ -393,7 +404,64 @@ pub fn run_kernel(sc: &Scenario, workdir: &Path) -> Result<KernelRun, String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(topo);
-    Ok(KernelRun { frames, conntrack, expect, sent, max_late, warnings })
+    let forwarded = sc
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match &f.spec {
+            FrameSpec::Ip(p) if verdict_comparable(p, frames[i].as_ref()) => {
+                let mark = if p.src.is_ipv4() {
+                    u32::from(p.ip_id.unwrap_or(i as u16 + 1))
+                } else {
+                    p.flow.unwrap_or(i as u32 + 1) & 0xfffff
+                };
+                Some(seen_out.contains(&(p.src, p.dst, mark)))
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(KernelRun { frames, conntrack, expect, sent, max_late, forwarded, warnings })
+}
+
+/// Whether the router's forwarding decision for this frame reflects conntrack (and its
+/// helpers) only: a tracked or INVALID unicast packet with a routable source and TTL > 1.
+/// Multicast, link-local sources, TTL 1 and UNTRACKED (ND/MLD) frames are not forwarded by
+/// any router, so their verdicts are not compared.
+pub fn verdict_comparable(p: &Pkt, obs: Option<&Obs>) -> bool {
+    let Some(obs) = obs else { return false };
+    let unicast = match p.dst {
+        IpAddr::V4(a) => !a.is_multicast() && !a.is_broadcast(),
+        IpAddr::V6(a) => !a.is_multicast(),
+    };
+    let src_ok = match p.src {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 != 0xfe80,
+    };
+    obs.ctstate != "UNTRACKED" && unicast && src_ok && p.ttl > 1 && p.frag.is_none()
+}
+
+fn decode_hex(h: &str) -> Option<Vec<u8>> {
+    (0..h.len() / 2).map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
+/// (source, destination, IPv4 ID or IPv6 flow label) of a captured Ethernet frame.
+fn forwarded_key(b: &[u8]) -> Option<(IpAddr, IpAddr, u32)> {
+    let et = u16::from_be_bytes([*b.get(12)?, *b.get(13)?]);
+    let ip = b.get(14..)?;
+    match et {
+        0x0800 if ip.len() >= 20 => {
+            let src = IpAddr::from(<[u8; 4]>::try_from(&ip[12..16]).ok()?);
+            let dst = IpAddr::from(<[u8; 4]>::try_from(&ip[16..20]).ok()?);
+            Some((src, dst, u32::from(u16::from_be_bytes([ip[4], ip[5]]))))
+        }
+        0x86dd if ip.len() >= 40 => {
+            let flow = u32::from_be_bytes([ip[0], ip[1], ip[2], ip[3]]) & 0xfffff;
+            let src = IpAddr::from(<[u8; 16]>::try_from(&ip[8..24]).ok()?);
+            let dst = IpAddr::from(<[u8; 16]>::try_from(&ip[24..40]).ok()?);
+            Some((src, dst, flow))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
