@@ -56,6 +56,7 @@ differential!(
     tcp_rst_below_maxack,
     tcp_rst_below_maxack_ignore_invalid,
     tcp_rst_inexact_in_window,
+    tcp_rst_inexact_then_challenge_ack,
     tcp_rst_challenge_ack_then_exact,
     tcp_rst_out_of_window,
     tcp_rst_just_past_right_edge,

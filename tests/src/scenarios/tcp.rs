@@ -37,6 +37,7 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
     ("tcp_rst_below_maxack", tcp_rst_below_maxack),
     ("tcp_rst_below_maxack_ignore_invalid", tcp_rst_below_maxack_ignore_invalid),
     ("tcp_rst_inexact_in_window", tcp_rst_inexact_in_window),
+    ("tcp_rst_inexact_then_challenge_ack", tcp_rst_inexact_then_challenge_ack),
     ("tcp_rst_challenge_ack_then_exact", tcp_rst_challenge_ack_then_exact),
     ("tcp_rst_out_of_window", tcp_rst_out_of_window),
     ("tcp_rst_just_past_right_edge", tcp_rst_just_past_right_edge),
@@ -393,6 +394,17 @@ fn tcp_rst_inexact_in_window() -> Scenario {
     );
     let f = spec1(&mut b, 5);
     b.send(f.c(RST, 1200, 0), "C>S RST seq 1200");
+    b.build()
+}
+
+fn tcp_rst_inexact_then_challenge_ack() -> Scenario {
+    let mut b = Builder::new(
+        "tcp_rst_inexact_then_challenge_ack",
+        "§13(16) the challenge ACK after an inexact RST passes and refreshes (300: data now unacknowledged)",
+    );
+    let f = spec1(&mut b, 5);
+    b.send(f.c(RST, 1200, 0), "C>S RST seq 1200");
+    b.send(f.s(ACK, 5001, 1101), "S>C challenge ACK");
     b.build()
 }
 
