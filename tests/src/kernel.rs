@@ -484,4 +484,24 @@ mod tests {
         assert_eq!(parse_log_line("CTW1X2Z", l).map(|x| x.0), Some(12));
         assert_eq!(parse_log_line("CTW1X2Y", l), None);
     }
+
+    #[test]
+    fn forwarded_frames_are_keyed_like_the_trace() {
+        use crate::trace::{flags::SYN, C, C6, S, S6};
+        let p = Pkt::tcp(C, 1, S, 2, SYN, 0, 0);
+        let f = FrameSpec::Ip(p.clone()).render(7, false);
+        assert_eq!(forwarded_key(&f), Some((IpAddr::from(C), IpAddr::from(S), 7)));
+        let f = FrameSpec::Ip(Pkt::udp(C6, 1, S6, 2, b"x")).render(9, false);
+        assert_eq!(forwarded_key(&f), Some((IpAddr::from(C6), IpAddr::from(S6), 9)));
+        assert_eq!(decode_hex("00ff10"), Some(vec![0, 255, 16]));
+
+        let est = Obs { ctstate: "ESTABLISHED".into(), dir: Some("original".into()) };
+        let untracked = Obs { ctstate: "UNTRACKED".into(), dir: None };
+        assert!(verdict_comparable(&p, Some(&est)));
+        assert!(!verdict_comparable(&p, None));
+        assert!(!verdict_comparable(&p, Some(&untracked)));
+        assert!(!verdict_comparable(&p.clone().ttl(1), Some(&est)));
+        let ll = Pkt::udp(crate::trace::link_local(1), 1, S6, 2, b"x");
+        assert!(!verdict_comparable(&ll, Some(&est)));
+    }
 }
