@@ -122,3 +122,45 @@ pub fn parse_quoted_ip(bytes: &[u8]) -> Result<IpPacket<'_>, InvalidReason> {
         _ => Err(InvalidReason::IcmpErrorBadQuote),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn walk(bytes: &[u8]) {
+        if let Ok(f) = parse_frame(bytes) {
+            for ip in [parse_ip(f.l3), parse_quoted_ip(f.l3)].into_iter().flatten() {
+                let _ = checksum::l4_ok(&ip);
+                if let Ok(t) = TcpSeg::parse(ip.l4) {
+                    let _ = (t.window_scale(), t.sack_permitted(), t.sack_max(t.ack), t.options().count());
+                }
+                let _ = udp::UdpDgram::parse(ip.l4);
+                if let Ok(m) = icmp::IcmpMsg::parse(ip.l4) {
+                    let _ = parse_quoted_ip(m.body);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        #[test]
+        fn no_panic_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            walk(&bytes);
+        }
+
+        #[test]
+        fn no_panic_on_ip_like_frames(
+            et in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100)],
+            ver in prop_oneof![Just(0x45u8), Just(0x46), Just(0x4f), Just(0x60)],
+            rest in proptest::collection::vec(any::<u8>(), 0..160),
+        ) {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&et.to_be_bytes());
+            f.push(ver);
+            f.extend_from_slice(&rest);
+            walk(&f);
+        }
+    }
+}
