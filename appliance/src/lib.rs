@@ -1,1 +1,11 @@
-//! (in progress)
+//! The ctwall pipeline as a library.
+//!
+//! [`pipeline::Pipeline::process`] is the one function every frame goes
+//! through, whether it comes from an AF_XDP ring, a capture file
+//! ([`replay`]) or a test: layer-2 walk, pre-tracking (helper assignment),
+//! tracking, the ruleset, the helper, confirmation.
+#![forbid(unsafe_code)]
+
+pub mod pipeline;
+pub mod replay;
+pub mod settings;

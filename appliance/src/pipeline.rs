@@ -1,0 +1,273 @@
+//! The per-frame pipeline (CONNTRACK_SPEC §1, "for the appliance"):
+//! layer-2 walk → pre-tracking (helper assignment, zone) → track → filter
+//! → (if accepted) helper + confirm.
+
+use arrayvec::ArrayVec;
+use ct_core::expect::EntryId;
+use ct_core::invalid::InvalidCounters;
+use ct_core::table::{Conntrack, Outcome, Template};
+use ct_core::tuple::proto;
+use ct_core::wire::udp::UdpDgram;
+use ct_core::wire::{ethertype, parse_frame, parse_ip, IpPacket, TcpSeg};
+use ct_core::{CtInfo, CtState, Instant, InvalidReason};
+use helpers::{DropReason, HelperCx, HelperRegistry, HelperVerdict};
+use rings::PortId;
+
+/// The ruleset's answer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+}
+
+impl Verdict {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Drop => "drop",
+        }
+    }
+}
+
+/// Why the pipeline itself (not the ruleset) dropped a frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DropCause {
+    /// No room in the connection table.
+    TableFull,
+    /// The connection's helper refused the packet.
+    Helper(DropReason),
+}
+
+impl DropCause {
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropCause::TableFull => "table_full",
+            DropCause::Helper(r) => r.name(),
+        }
+    }
+}
+
+/// What the ruleset sees of a frame.
+#[derive(Copy, Clone, Debug)]
+pub struct FrameView<'a> {
+    pub port: PortId,
+    pub outcome: &'a Outcome,
+    /// The IP packet, for IPv4/IPv6 frames that parsed.
+    pub ip: Option<&'a IpPacket<'a>>,
+}
+
+/// The pipeline's decision for one frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub verdict: Verdict,
+    pub drop_cause: Option<DropCause>,
+    /// L4 protocol number, for IP frames.
+    pub l4: Option<u8>,
+}
+
+/// Frame counters kept by the pipeline (the tracker keeps its own).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub frames: u64,
+    pub non_ip: u64,
+    pub accepted: u64,
+    pub dropped: u64,
+    pub table_full: u64,
+    pub helper_partial_match: u64,
+    pub helper_expect_failed: u64,
+    /// Frames INVALID before tracking (layer 2 or 3).
+    pub wire_invalid: InvalidCounters,
+}
+
+/// Conntrack plus helpers: the stateful half of the appliance.
+#[derive(Debug)]
+pub struct Pipeline {
+    ct: Conntrack,
+    helpers: HelperRegistry,
+    stats: PipelineStats,
+}
+
+impl Pipeline {
+    pub fn new(ct: Conntrack, helpers: HelperRegistry) -> Pipeline {
+        Pipeline { ct, helpers, stats: PipelineStats::default() }
+    }
+
+    pub fn conntrack(&self) -> &Conntrack {
+        &self.ct
+    }
+
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// INVALID counters of the tracker and of the wire walk, added up.
+    pub fn invalid_counters(&self) -> InvalidCounters {
+        let mut c = self.ct.invalid_counters().clone();
+        c.merge(&self.stats.wire_invalid);
+        c
+    }
+
+    /// Reap expired state, visiting at most `budget` table slots.
+    pub fn housekeeping(&mut self, now: Instant, budget: usize) -> usize {
+        self.ct.gc(now, budget)
+    }
+
+    /// Process one frame; `filter` is the ruleset.
+    pub fn process(
+        &mut self,
+        frame: &[u8],
+        port: PortId,
+        now: Instant,
+        filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
+    ) -> Decision {
+        self.stats.frames += 1;
+        let d = self.process_inner(frame, port, now, filter);
+        match d.verdict {
+            Verdict::Accept => self.stats.accepted += 1,
+            Verdict::Drop => self.stats.dropped += 1,
+        }
+        match d.drop_cause {
+            Some(DropCause::TableFull) => self.stats.table_full += 1,
+            Some(DropCause::Helper(DropReason::PartialMatch)) => self.stats.helper_partial_match += 1,
+            Some(DropCause::Helper(DropReason::ExpectFailed)) => self.stats.helper_expect_failed += 1,
+            None => {}
+        }
+        d
+    }
+
+    fn process_inner(
+        &mut self,
+        frame: &[u8],
+        port: PortId,
+        now: Instant,
+        filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
+    ) -> Decision {
+        let l2 = match parse_frame(frame) {
+            Ok(l2) => l2,
+            Err(r) => return self.untracked_or_invalid(port, Some(r), filter),
+        };
+        if l2.ethertype != ethertype::IPV4 && l2.ethertype != ethertype::IPV6 {
+            self.stats.non_ip += 1;
+            return self.untracked_or_invalid(port, None, filter);
+        }
+        let ip = match parse_ip(l2.l3) {
+            Ok(ip) => ip,
+            Err(r) => return self.untracked_or_invalid(port, Some(r), filter),
+        };
+        let tmpl = Template { zone: 0, notrack: false, helper: self.assign_helper(&ip) };
+        let outcome = self.ct.track(&ip, &tmpl, now);
+        let l4 = Some(ip.proto);
+        if outcome.table_full {
+            return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
+        }
+        let mut verdict = filter(&FrameView { port, outcome: &outcome, ip: Some(&ip) });
+        let mut drop_cause = None;
+        if verdict == Verdict::Accept {
+            if let Some(cause) = self.run_helper(&ip, &outcome, now) {
+                verdict = Verdict::Drop;
+                drop_cause = Some(DropCause::Helper(cause));
+            }
+        }
+        match verdict {
+            Verdict::Accept => self.ct.confirm(&outcome, now),
+            Verdict::Drop => self.ct.discard(&outcome),
+        }
+        Decision { outcome, verdict, drop_cause, l4 }
+    }
+
+    /// Frames that never reach the tracker: non-IP (UNTRACKED) or broken
+    /// below layer 4 (INVALID, counted by reason).
+    fn untracked_or_invalid(
+        &mut self,
+        port: PortId,
+        reason: Option<InvalidReason>,
+        filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
+    ) -> Decision {
+        let outcome = match reason {
+            Some(r) => {
+                self.stats.wire_invalid.inc(r);
+                Outcome {
+                    state: CtState::Invalid,
+                    info: None,
+                    reason: Some(r),
+                    conn: None,
+                    new: false,
+                    table_full: false,
+                }
+            }
+            None => Outcome {
+                state: CtState::Untracked,
+                info: None,
+                reason: None,
+                conn: None,
+                new: false,
+                table_full: false,
+            },
+        };
+        let verdict = filter(&FrameView { port, outcome: &outcome, ip: None });
+        Decision { outcome, verdict, drop_cause: None, l4: None }
+    }
+
+    /// `ct helper set` by protocol and destination port.
+    fn assign_helper(&self, ip: &IpPacket<'_>) -> Option<(u8, &'static str)> {
+        if self.helpers.is_empty() || !matches!(ip.proto, proto::TCP | proto::UDP) {
+            return None;
+        }
+        let dport = u16::from_be_bytes([*ip.l4.get(2)?, *ip.l4.get(3)?]);
+        let id = self.helpers.lookup(ip.proto, dport)?;
+        Some((id, self.helpers.get(id)?.name()))
+    }
+
+    /// Run the connection's helper after the ruleset accepted the packet
+    /// (`nf_confirm`); register what it expects. `Some` = drop the packet.
+    fn run_helper(&mut self, ip: &IpPacket<'_>, out: &Outcome, now: Instant) -> Option<DropReason> {
+        let (id, info) = (out.conn?, out.info?);
+        // Not for ICMP errors about the connection.
+        if info == CtInfo::RelatedReply || self.ct.entry(id)?.orig.proto != ip.proto {
+            return None;
+        }
+        let (orig, reply, zone, slot) = self.ct.helper_state(id)?;
+        let helper = self.helpers.get(slot.id)?;
+        let (tcp, payload) = match ip.proto {
+            proto::TCP => {
+                let seg = TcpSeg::parse(ip.l4).ok()?;
+                (Some(seg), seg.payload)
+            }
+            _ => (None, UdpDgram::parse(ip.l4).ok()?.payload),
+        };
+        let mut expects = ArrayVec::new();
+        let mut cx = HelperCx {
+            dir: out.dir()?,
+            ctinfo: info,
+            zone,
+            orig,
+            reply,
+            tcp,
+            payload,
+            line: &mut slot.line,
+            expects: &mut expects,
+        };
+        if let HelperVerdict::Drop(r) = helper.help(&mut cx) {
+            return Some(r);
+        }
+        let (policy, name) = (helper.policy(), helper.name());
+        self.register(id, &expects, policy, name, now)
+    }
+
+    fn register(
+        &mut self,
+        master: EntryId,
+        reqs: &[ct_core::expect::ExpectRequest],
+        policy: ct_core::expect::ExpectPolicy,
+        name: &'static str,
+        now: Instant,
+    ) -> Option<DropReason> {
+        for req in reqs {
+            if self.ct.expect(master, *req, policy, name, now).is_err() {
+                return Some(DropReason::ExpectFailed);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,64 @@
+//! From the `config` crate's plain data to the runtime objects.
+
+use config::{Config, HelperKind};
+use ct_core::config::{TcpKnobs, TcpTimeouts};
+use ct_core::CtConfig;
+use helpers::ftp::{Ftp, FtpConfig};
+use helpers::tftp::Tftp;
+use helpers::{HelperRegistry, RegistryError};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn secs(s: config::Secs) -> Duration {
+    Duration::from_secs(u64::from(s.0))
+}
+
+/// The tracker settings of a configuration.
+pub fn ct_config(c: &Config) -> CtConfig {
+    let k = &c.conntrack;
+    CtConfig {
+        tcp: TcpTimeouts {
+            syn_sent: secs(k.tcp_timeout_syn_sent),
+            syn_recv: secs(k.tcp_timeout_syn_recv),
+            established: secs(k.tcp_timeout_established),
+            fin_wait: secs(k.tcp_timeout_fin_wait),
+            close_wait: secs(k.tcp_timeout_close_wait),
+            last_ack: secs(k.tcp_timeout_last_ack),
+            time_wait: secs(k.tcp_timeout_time_wait),
+            close: secs(k.tcp_timeout_close),
+            syn_sent2: secs(k.tcp_timeout_syn_sent2),
+            max_retrans: secs(k.tcp_timeout_max_retrans),
+            unacknowledged: secs(k.tcp_timeout_unacknowledged),
+        },
+        tcp_knobs: TcpKnobs {
+            loose: k.tcp_loose,
+            be_liberal: k.tcp_be_liberal,
+            ignore_invalid_rst: k.tcp_ignore_invalid_rst,
+            max_retrans: k.tcp_max_retrans,
+        },
+        udp: secs(k.udp_timeout),
+        udp_stream: secs(k.udp_timeout_stream),
+        icmp: secs(k.icmp_timeout),
+        icmpv6: secs(k.icmpv6_timeout),
+        generic: secs(k.generic_timeout),
+        gre: secs(k.gre_timeout),
+        gre_stream: secs(k.gre_timeout_stream),
+        checksum: k.checksum,
+        acct: k.acct,
+        max_entries: k.max,
+        max_expectations: k.expect_max,
+    }
+}
+
+/// The helper registry of a configuration.
+pub fn helper_registry(c: &Config) -> Result<HelperRegistry, RegistryError> {
+    let mut b = HelperRegistry::builder();
+    for spec in &c.helpers.0 {
+        let helper: Arc<dyn helpers::AlgHelper> = match spec.helper {
+            HelperKind::Ftp => Arc::new(Ftp::new(FtpConfig { loose: spec.loose })),
+            HelperKind::Tftp => Arc::new(Tftp::new()),
+        };
+        b = b.register(helper, &spec.ports.0)?;
+    }
+    Ok(b.build())
+}
