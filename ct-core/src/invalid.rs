@@ -97,6 +97,9 @@ reasons! {
     IcmpErrorOuterDaddr => "icmp_error_outer_daddr",
     /// ICMPv6 redirect without hop limit 255, link-local source or code 0.
     Icmpv6BadRedirect => "icmpv6_bad_redirect",
+    // ---- GRE ----
+    /// GRE version 1 carrying something other than PPP.
+    GreBadProto => "gre_bad_proto",
 }
 
 impl InvalidReason {

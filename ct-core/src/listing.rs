@@ -5,7 +5,7 @@
 
 use crate::expect::Expectation;
 use crate::status::Status;
-use crate::table::{Counter, Entry};
+use crate::table::{Counter, Entry, ProtoState};
 use crate::time::Instant;
 use crate::tuple::{proto, proto_name, Tuple, L3};
 use core::fmt::Write;
@@ -62,6 +62,18 @@ fn write_counter(out: &mut String, c: &Counter, opts: &ListOptions) {
     }
 }
 
+/// The l4 tracker's part (`print_conntrack`): the TCP state name, or
+/// GRE's per-entry timeouts.
+fn write_proto_state(out: &mut String, e: &Entry) {
+    let _ = match &e.proto {
+        ProtoState::Tcp(t) => write!(out, "{} ", t.state().name()),
+        ProtoState::Gre { timeout, stream_timeout } => {
+            write!(out, "timeout={timeout}, stream_timeout={stream_timeout} ")
+        }
+        _ => Ok(()),
+    };
+}
+
 /// Seconds left, floored, as the kernel prints them.
 pub fn seconds_left(deadline: Instant, now: Instant) -> u64 {
     deadline.saturating_since(now).as_secs()
@@ -90,9 +102,7 @@ pub fn proc_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
         e.orig.proto,
         seconds_left(e.deadline, now)
     );
-    if let Some(st) = e.tcp_state() {
-        let _ = write!(out, "{} ", st.name());
-    }
+    write_proto_state(&mut out, e);
     write_tuple(&mut out, &e.orig, AddrStyle::Proc);
     write_counter(&mut out, &e.counters[0], opts);
     if !e.status.contains(Status::SEEN_REPLY) {
@@ -110,6 +120,7 @@ pub fn conntrack_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
     let mut out = String::with_capacity(200);
     let _ = write!(out, "{:<8} {} {} ", proto_name(e.orig.proto), e.orig.proto, seconds_left(e.deadline, now));
     if let Some(st) = e.tcp_state() {
+        // conntrack -L prints the TCP state only (GRE timeouts are not in ctnetlink).
         let _ = write!(out, "{} ", st.name());
     }
     write_tuple(&mut out, &e.orig, AddrStyle::Ntop);
@@ -147,7 +158,7 @@ pub fn expect_line(x: &Expectation, now: Instant) -> String {
 mod tests {
     use super::*;
     use crate::expect::{EntryId, ExpectRequest, LineTrack};
-    use crate::table::{HelperSlot, ProtoState};
+    use crate::table::HelperSlot;
     use crate::tuple::Addr;
     use crate::udp::UdpState;
     use core::time::Duration;

@@ -38,7 +38,11 @@ pub enum ProtoState {
     Tcp(TcpState),
     Udp(UdpState),
     Icmp,
-    Gre,
+    /// GRE keeps the timeouts it was created with (`ct->proto.gre`), in seconds.
+    Gre {
+        timeout: u32,
+        stream_timeout: u32,
+    },
     Generic,
 }
 
@@ -138,14 +142,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn invalid(reason: InvalidReason) -> Outcome {
-        Outcome {
-            state: CtState::Invalid,
-            info: None,
-            reason: Some(reason),
-            conn: None,
-            new: false,
-            table_full: false,
-        }
+        Outcome { state: CtState::Invalid, info: None, reason: Some(reason), conn: None, new: false, table_full: false }
     }
 
     fn untracked() -> Outcome {
@@ -209,7 +206,7 @@ enum L4<'a> {
     Tcp(TcpSeg<'a>),
     Udp,
     Icmp(IcmpMsg<'a>),
-    Gre,
+    Gre((u16, u16)),
     Generic,
 }
 
@@ -367,7 +364,7 @@ impl Conntrack {
                     IcmpClass::Query => L4::Icmp(m),
                 }
             }
-            (proto::GRE, _) => L4::Gre,
+            (proto::GRE, _) => L4::Gre(udp::gre_keys(ip.l4)?),
             _ => L4::Generic,
         };
         let tuple = tuple_of(ip, &l4);
@@ -409,37 +406,37 @@ impl Conntrack {
         now: Instant,
     ) -> Result<Option<Outcome>, InvalidReason> {
         let cfg = &self.cfg;
-        let Some(e) = self.slots[id.slot as usize].entry.as_mut() else { return Err(InvalidReason::TcpInvalidTransition) };
+        let Some(e) = self.slots[id.slot as usize].entry.as_mut() else {
+            return Err(InvalidReason::TcpInvalidTransition);
+        };
         let info = ctinfo(e.status, dir);
         let mut delete = false;
         let cx = TcpCx { dir, status: e.status, confirmed: true, remaining: e.remaining(now) };
         match (&mut e.proto, l4) {
-            (ProtoState::Tcp(st), L4::Tcp(seg)) => {
-                match st.packet(&cx, seg, cfg) {
-                    TcpVerdict::Accept { timeout, set_assured, delete: del } => {
-                        if del {
-                            account(e, cfg, dir, ip);
-                            delete = true;
-                        } else if let Some(t) = timeout {
-                            refresh(e, cfg, dir, ip, now, t);
-                        }
-                        if set_assured {
-                            e.status |= Status::ASSURED;
-                        }
+            (ProtoState::Tcp(st), L4::Tcp(seg)) => match st.packet(&cx, seg, cfg) {
+                TcpVerdict::Accept { timeout, set_assured, delete: del } => {
+                    if del {
+                        account(e, cfg, dir, ip);
+                        delete = true;
+                    } else if let Some(t) = timeout {
+                        refresh(e, cfg, dir, ip, now, t);
                     }
-                    TcpVerdict::Ignore => self.stats.ignore += 1,
-                    TcpVerdict::Invalid { reason, timeout } => {
-                        if let Some(t) = timeout {
-                            e.deadline = now + t;
-                        }
-                        return Err(reason);
-                    }
-                    TcpVerdict::Repeat => {
-                        self.kill(id);
-                        return Ok(None);
+                    if set_assured {
+                        e.status |= Status::ASSURED;
                     }
                 }
-            }
+                TcpVerdict::Ignore => self.stats.ignore += 1,
+                TcpVerdict::Invalid { reason, timeout } => {
+                    if let Some(t) = timeout {
+                        e.deadline = now + t;
+                    }
+                    return Err(reason);
+                }
+                TcpVerdict::Repeat => {
+                    self.kill(id);
+                    return Ok(None);
+                }
+            },
             (ProtoState::Udp(st), L4::Udp) => {
                 let r = st.packet(e.status, now, cfg.udp, cfg.udp_stream);
                 refresh(e, cfg, dir, ip, now, r.timeout);
@@ -447,8 +444,9 @@ impl Conntrack {
                     e.status |= Status::ASSURED;
                 }
             }
-            (ProtoState::Gre, L4::Gre) => {
-                let r = udp::gre_packet(e.status, cfg.gre, cfg.gre_stream);
+            (ProtoState::Gre { timeout, stream_timeout }, L4::Gre(_)) => {
+                let secs = |s: &u32| Duration::from_secs(u64::from(*s));
+                let r = udp::gre_packet(e.status, secs(timeout), secs(stream_timeout));
                 refresh(e, cfg, dir, ip, now, r.timeout);
                 if r.set_assured {
                     e.status |= Status::ASSURED;
@@ -548,8 +546,9 @@ impl Conntrack {
                 let t = if orig.l3 == L3::V4 { cfg.icmp } else { cfg.icmpv6 };
                 refresh(&mut e, cfg, Dir::Original, ip, now, t);
             }
-            L4::Gre => {
-                e.proto = ProtoState::Gre;
+            L4::Gre(_) => {
+                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+                e.proto = ProtoState::Gre { timeout: secs(cfg.gre), stream_timeout: secs(cfg.gre_stream) };
                 refresh(&mut e, cfg, Dir::Original, ip, now, cfg.gre);
             }
             L4::Generic => refresh(&mut e, cfg, Dir::Original, ip, now, cfg.generic),
@@ -561,7 +560,13 @@ impl Conntrack {
 
     /// ICMP/ICMPv6 error correlation (`nf_conntrack_inet_error`): "Are they
     /// talking about one of our connections?"
-    fn icmp_error(&mut self, outer: &IpPacket<'_>, quote: &[u8], zone: Zone, now: Instant) -> Result<Outcome, InvalidReason> {
+    fn icmp_error(
+        &mut self,
+        outer: &IpPacket<'_>,
+        quote: &[u8],
+        zone: Zone,
+        now: Instant,
+    ) -> Result<Outcome, InvalidReason> {
         let inner = parse_quoted_ip(quote).map_err(|_| InvalidReason::IcmpErrorBadQuote);
         let found = inner.and_then(|inner| {
             if inner.fragment == Fragment::NonFirst || inner.l3 != outer.l3 {
@@ -818,7 +823,8 @@ fn tuple_of(ip: &IpPacket<'_>, l4: &L4<'_>) -> Tuple {
         L4::Tcp(seg) => (seg.sport, seg.dport),
         L4::Udp => ports(ip.l4),
         L4::Icmp(m) => (m.ident, u16::from(m.ty) << 8 | u16::from(m.code)),
-        L4::Gre | L4::Generic => (0, 0),
+        L4::Gre(keys) => *keys,
+        L4::Generic => (0, 0),
     };
     Tuple { l3: ip.l3, proto: ip.proto, src: ip.src, dst: ip.dst, sport, dport }
 }

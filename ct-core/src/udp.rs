@@ -2,6 +2,7 @@
 //! `nf_conntrack_proto_gre.c`). No state machine: a deadline, a
 //! "stream" timestamp, and the ASSURED bit.
 
+use crate::invalid::InvalidReason;
 use crate::status::Status;
 use crate::time::Instant;
 use core::time::Duration;
@@ -41,7 +42,26 @@ impl UdpState {
     }
 }
 
-/// GRE (version 0; keys are zero without the PPTP helper): unreplied
+/// GRE tuple keys `(srckey, dstkey)` (`gre_pkt_to_tuple`): zero for
+/// version 0 and short headers; for version 1 (enhanced GRE, PPTP) the
+/// destination key is the call ID and the source key zero (it would come
+/// from the PPTP helper's keymap). Version 1 must carry PPP.
+pub fn gre_keys(l4: &[u8]) -> Result<(u16, u16), InvalidReason> {
+    const VERSION_MASK: u8 = 0x07;
+    const PROTO_PPP: [u8; 2] = [0x88, 0x0b];
+    match l4 {
+        [_, f1, ..] if f1 & VERSION_MASK != 1 => Ok((0, 0)),
+        [_, _, p0, p1, _, _, c0, c1, ..] => {
+            if [*p0, *p1] != PROTO_PPP {
+                return Err(InvalidReason::GreBadProto);
+            }
+            Ok((0, u16::from_be_bytes([*c0, *c1])))
+        }
+        _ => Ok((0, 0)),
+    }
+}
+
+/// GRE: unreplied
 /// timeout until a reply was seen, then the stream timeout and ASSURED.
 pub fn gre_packet(status: Status, unreplied: Duration, stream: Duration) -> Refresh {
     if status.contains(Status::SEEN_REPLY) {
@@ -63,13 +83,25 @@ mod tests {
         let st = UdpState::new(Instant::from_secs(10));
         let r = Status::SEEN_REPLY | Status::CONFIRMED;
         // unreplied: always 30 s
-        assert_eq!(st.packet(Status::CONFIRMED, Instant::from_secs(20), U, S), Refresh { timeout: U, set_assured: false });
+        assert_eq!(
+            st.packet(Status::CONFIRMED, Instant::from_secs(20), U, S),
+            Refresh { timeout: U, set_assured: false }
+        );
         // replied but within 2 s of the first packet
         assert_eq!(st.packet(r, Instant::from_millis(11_000), U, S), Refresh { timeout: U, set_assured: false });
         assert_eq!(st.packet(r, Instant::from_secs(12), U, S), Refresh { timeout: U, set_assured: false });
         // replied and later than 2 s
         assert_eq!(st.packet(r, Instant::from_millis(12_500), U, S), Refresh { timeout: S, set_assured: true });
         assert!(!st.packet(r | Status::NAT_CLASH, Instant::from_secs(13), U, S).set_assured);
+    }
+
+    #[test]
+    fn gre_keys_by_version() {
+        assert_eq!(gre_keys(&[0, 0, 0x08, 0x00]), Ok((0, 0)));
+        assert_eq!(gre_keys(&[0x30, 0x81, 0x88, 0x0b, 0, 0, 0x12, 0x34]), Ok((0, 0x1234)));
+        assert_eq!(gre_keys(&[0x30, 0x81, 0x08, 0x00, 0, 0, 0x12, 0x34]), Err(InvalidReason::GreBadProto));
+        assert_eq!(gre_keys(&[0x30, 0x81, 0x88, 0x0b]), Ok((0, 0)));
+        assert_eq!(gre_keys(&[0x30]), Ok((0, 0)));
     }
 
     #[test]

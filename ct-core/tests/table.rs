@@ -113,7 +113,8 @@ fn udp_request_reply_is_not_assured() {
     assert_eq!(state(&o), (CtState::New, Some(Dir::Original)));
     let e = h.only_entry(0);
     assert!(!e.status.contains(Status::SEEN_REPLY));
-    assert!(proc_line(&e, Instant::ZERO, &ListOptions::default()).contains(" 30 src=10.0.1.2 dst=10.0.2.2 sport=5353 dport=53 [UNREPLIED] src=10.0.2.2"));
+    assert!(proc_line(&e, Instant::ZERO, &ListOptions::default())
+        .contains(" 30 src=10.0.1.2 dst=10.0.2.2 sport=5353 dport=53 [UNREPLIED] src=10.0.2.2"));
     let o = h.pass(&udp(S, C, 53, 5353, b"a"), 10);
     assert_eq!(state(&o), (CtState::Established, Some(Dir::Reply)));
     let e = h.only_entry(10);
@@ -229,7 +230,10 @@ fn generic_protocol_is_one_connection_never_assured() {
     let e = h.only_entry(2);
     assert!(!e.status.contains(Status::ASSURED));
     let l = proc_line(&e, Instant::from_millis(2), &ListOptions::default());
-    assert!(l.starts_with("ipv4     2 unknown  253 600 src=10.0.1.2 dst=10.0.2.2 src=10.0.2.2 dst=10.0.1.2 mark=0"), "{l}");
+    assert!(
+        l.starts_with("ipv4     2 unknown  253 600 src=10.0.1.2 dst=10.0.2.2 src=10.0.2.2 dst=10.0.1.2 mark=0"),
+        "{l}"
+    );
 }
 
 #[test]
