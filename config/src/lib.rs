@@ -20,17 +20,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub conntrack: Conntrack,
     pub helpers: Helpers,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { conntrack: Conntrack::default(), helpers: Helpers::default() }
-    }
 }
 
 /// A timeout in whole seconds, at least 1.
@@ -291,7 +285,10 @@ mod tests {
             .unwrap();
         assert_eq!(c.conntrack.tcp_timeout_syn_sent, Secs(10));
         assert!(!c.conntrack.tcp_loose);
-        assert_eq!(c.helpers.0, vec![HelperSpec { helper: HelperKind::Ftp, ports: Ports(vec![21, 2121]), loose: true }]);
+        assert_eq!(
+            c.helpers.0,
+            vec![HelperSpec { helper: HelperKind::Ftp, ports: Ports(vec![21, 2121]), loose: true }]
+        );
     }
 
     #[test]
