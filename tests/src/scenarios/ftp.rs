@@ -3,7 +3,7 @@
 
 use super::{Ctor, Flow};
 use crate::scenario::{Builder, Scenario};
-use crate::trace::{flags::*, Pkt, C, C6, S, S6, X};
+use crate::trace::{flags::*, Pkt, C, C6, R, S, S6, X};
 
 pub(super) const ALL: &[(&str, Ctor)] = &[
     ("ftp_active_port", ftp_active_port),
@@ -20,6 +20,8 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
     ("ftp_no_helper", ftp_no_helper),
     ("ftp_malformed_commands", ftp_malformed_commands),
     ("ftp_ipv6_eprt_epsv", ftp_ipv6_eprt_epsv),
+    ("ftp_227_other_address", ftp_227_other_address),
+    ("ftp_227_digit_before_address", ftp_227_digit_before_address),
     ("tftp_read", tftp_read),
     ("tftp_write", tftp_write),
 ];
@@ -242,6 +244,34 @@ fn ftp_ipv6_eprt_epsv() -> Scenario {
     f.s_data(&mut b, b"229 Entering Extended Passive Mode (|||50002|)\r\n", "S>C 229 50002");
     f.c_ack(&mut b);
     b.send(Flow::new(C6, 41005, S6, 50002).c(SYN, 100, 0), "C:41005>S:50002 SYN");
+    b.build()
+}
+
+fn ftp_227_other_address() -> Scenario {
+    let mut b = Builder::new(
+        "ftp_227_other_address",
+        "§8.2 227 naming another address than the server's: passes, no expectation",
+    );
+    let mut f = control();
+    login(&mut b, &mut f);
+    f.c_data(&mut b, b"PASV\r\n", "C>S PASV");
+    f.s_data(&mut b, b"227 Entering Passive Mode (10,0,3,1,195,80).\r\n", "S>C 227 naming R");
+    f.c_ack(&mut b);
+    b.send(Flow::new(C, 41006, R, 50000).c(SYN, 100, 0), "C>R:50000 SYN");
+    b.build()
+}
+
+fn ftp_227_digit_before_address() -> Scenario {
+    let mut b = Builder::new(
+        "ftp_227_digit_before_address",
+        "§8.2 '227 Mode 3 (...)': parsed from the wrong digit, fails, the reply is dropped",
+    );
+    let mut f = control();
+    login(&mut b, &mut f);
+    f.c_data(&mut b, b"PASV\r\n", "C>S PASV");
+    f.s_data(&mut b, b"227 Mode 3 (10,0,2,2,195,80)\r\n", "S>C 227 Mode 3 (...)");
+    f.c_ack(&mut b);
+    b.send(Flow::new(C, 41007, S, 50000).c(SYN, 100, 0), "C>S:50000 SYN");
     b.build()
 }
 

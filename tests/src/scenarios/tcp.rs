@@ -63,6 +63,10 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
     ("ipv6_tcp_ext_headers", ipv6_tcp_ext_headers),
     ("vlan_tcp_handshake", vlan_tcp_handshake),
     ("ipv4_options_tcp", ipv4_options_tcp),
+    ("tcp_syn_higher_isn_reinit", tcp_syn_higher_isn_reinit),
+    ("tcp_fin_wait_data_from_fin_sender", tcp_fin_wait_data_from_fin_sender),
+    ("tcp_wscale_only_on_syn", tcp_wscale_only_on_syn),
+    ("tcp_keepalive", tcp_keepalive),
 ];
 
 /// Spec §13 (1) up to and including step `upto` (1..=9):
@@ -706,5 +710,54 @@ fn ipv4_options_tcp() -> Scenario {
     b.send(f.s(SYN | ACK, 5000, 1001).ip_opts(&[1, 1, 1, 1, 1, 1, 1, 1]), "S>C SYN/ACK +8 NOPs");
     b.send(f.c(ACK, 1001, 5001).ip_opts(&[0x94, 0x04, 0, 0]), "C>S ACK +router alert");
     b.send(Pkt::udp(C, 5000, S, 53, b"q").ip_opts(&[1, 1, 1, 0]), "C>S UDP +options");
+    b.build()
+}
+
+fn tcp_syn_higher_isn_reinit() -> Scenario {
+    let mut b = Builder::new(
+        "tcp_syn_higher_isn_reinit",
+        "§4.6 a new SYN with a higher ISN in SYN_SENT re-initialises; the SYN/ACK must ack the new ISN",
+    );
+    let f = Flow::std();
+    b.send(f.c(SYN, 1000, 0), "C>S SYN isn 1000");
+    b.send(f.c(SYN, 2000, 0), "C>S SYN isn 2000");
+    b.send(f.s(SYN | ACK, 5000, 1001), "S>C SYN/ACK ack 1001 (old)");
+    b.send(f.s(SYN | ACK, 5000, 2001), "S>C SYN/ACK ack 2001");
+    b.send(f.c(ACK, 2001, 5001), "C>S ACK");
+    b.build()
+}
+
+fn tcp_fin_wait_data_from_fin_sender() -> Scenario {
+    let mut b = Builder::new(
+        "tcp_fin_wait_data_from_fin_sender",
+        "§4.4 note: in FIN_WAIT an ACK from the FIN sender also moves to CLOSE_WAIT; its FIN again: LAST_ACK",
+    );
+    let f = spec1(&mut b, 6);
+    b.send(f.c(ACK, 1102, 5001), "C>S ACK (FIN sender)");
+    b.send(f.c(FIN | ACK, 1101, 5001), "C>S FIN/ACK retransmitted");
+    b.build()
+}
+
+fn tcp_wscale_only_on_syn() -> Scenario {
+    let mut b = Builder::new(
+        "tcp_wscale_only_on_syn",
+        "§4.6 window scale on the SYN only: both scales become 0, so data past the unscaled window is not accepted",
+    );
+    let f = Flow::std();
+    b.send(f.c(SYN, 1000, 0).opt(TcpOpt::WScale(7)), "C>S SYN wscale 7");
+    b.send(f.s(SYN | ACK, 5000, 1001), "S>C SYN/ACK no wscale");
+    b.send(f.c(ACK, 1001, 5001).win(1000), "C>S ACK win 1000");
+    b.send(f.s(PSH | ACK, 5001 + 100_000, 1001).payload(&filler(100)), "S>C data +100000");
+    b.send(f.s(PSH | ACK, 5001 + 1000, 1001).payload(&filler(100)), "S>C data just past win 1000");
+    b.build()
+}
+
+fn tcp_keepalive() -> Scenario {
+    let mut b = Builder::new("tcp_keepalive", "keep-alive probes (seq = next-1, 0 or 1 byte) and their ACKs");
+    let f = spec1(&mut b, 5);
+    b.send(f.c(ACK, 1100, 5001), "C>S keep-alive (no data)");
+    b.send(f.s(ACK, 5001, 1101), "S>C ACK");
+    b.send(f.c(ACK, 1100, 5001).payload(b"\0"), "C>S keep-alive (1 byte)");
+    b.send(f.s(ACK, 5001, 1101), "S>C ACK");
     b.build()
 }
