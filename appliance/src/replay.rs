@@ -116,24 +116,43 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
     let l4 = d.l4.map(ct_core::tuple::proto_name);
     match format {
         Format::Jsonl => {
-            let q = |s: Option<&str>| s.map_or_else(|| "null".to_string(), |s| format!("\"{s}\""));
-            let status: Vec<String> =
-                entry.map(|e| e.status.names().map(|s| format!("\"{s}\"")).collect()).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{{\"n\":{n},\"ts\":{}.{:09},\"ctstate\":\"{}\",\"dir\":{},\"verdict\":\"{}\",\"l4\":{},\"tcp_state\":{},\
-                 \"status\":[{}],\"reason\":{},\"drop_reason\":{}}}",
-                ts_ns / 1_000_000_000,
-                ts_ns % 1_000_000_000,
-                o.state.name(),
-                q(o.dir().map(|d| d.name())),
-                d.verdict.name(),
-                q(l4),
-                q(tcp_state),
-                status.join(","),
-                q(o.reason.map(|r| r.name())),
-                q(d.drop_cause.map(|c| c.name())),
-            );
+            // Hand-written: this runs for every frame, and every value is a
+            // plain identifier, so nothing needs escaping.
+            fn q(out: &mut String, s: Option<&str>) {
+                match s {
+                    Some(s) => {
+                        out.push('"');
+                        out.push_str(s);
+                        out.push('"');
+                    }
+                    None => out.push_str("null"),
+                }
+            }
+            let _ =
+                write!(out, "{{\"n\":{n},\"ts\":{}.{:09},\"ctstate\":", ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
+            q(out, Some(o.state.name()));
+            out.push_str(",\"dir\":");
+            q(out, o.dir().map(|d| d.name()));
+            out.push_str(",\"verdict\":");
+            q(out, Some(d.verdict.name()));
+            out.push_str(",\"l4\":");
+            q(out, l4);
+            out.push_str(",\"tcp_state\":");
+            q(out, tcp_state);
+            out.push_str(",\"status\":[");
+            if let Some(e) = entry {
+                for (i, name) in e.status.names().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    q(out, Some(name));
+                }
+            }
+            out.push_str("],\"reason\":");
+            q(out, o.reason.map(|r| r.name()));
+            out.push_str(",\"drop_reason\":");
+            q(out, d.drop_cause.map(|c| c.name()));
+            out.push_str("}\n");
         }
         Format::Text => {
             let _ = write!(
@@ -195,8 +214,15 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
     let invalid = pipe.invalid_counters();
     match format {
         Format::Jsonl => {
-            let table: Vec<Value> = entries.iter().map(|e| entry_json(e, now, &opts)).collect();
-            writeln!(out, "{}", json!({ "table": table }))?;
+            // One line, streamed entry by entry: the table may hold millions.
+            out.write_all(b"{\"table\":[")?;
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, &entry_json(e, now, &opts))?;
+            }
+            out.write_all(b"]}\n")?;
             let expect: Vec<Value> = ct
                 .expectations(now)
                 .map(|x| json!({"line": expect_line(x, now), "timeout": seconds_left(x.expires, now), "helper": x.helper}))
