@@ -85,7 +85,7 @@ pub(crate) fn traffic(n: usize) -> Vec<(u64, Vec<u8>)> {
             let s = [10, 2, 0, (i % 50) as u8 + 1];
             let sp = 1024 + (i % 60000) as u16;
             let mut f = Vec::new();
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 f.push(udp(c, s, sp, 53, 40));
                 f.push(udp(s, c, 53, sp, 120));
                 f.push(ping(c, s, 8, sp));
