@@ -51,6 +51,8 @@ impl DropCause {
 #[derive(Copy, Clone, Debug)]
 pub struct FrameView<'a> {
     pub port: PortId,
+    /// The outermost VLAN id, for tagged frames.
+    pub vlan: Option<u16>,
     pub outcome: &'a Outcome,
     /// The IP packet, for IPv4/IPv6 frames that parsed.
     pub ip: Option<&'a IpPacket<'a>>,
@@ -145,15 +147,16 @@ impl Pipeline {
     ) -> Decision {
         let l2 = match parse_frame(frame) {
             Ok(l2) => l2,
-            Err(r) => return self.untracked_or_invalid(port, Some(r), filter),
+            Err(r) => return self.untracked_or_invalid(port, None, Some(r), filter),
         };
+        let vlan = l2.vlans.first().map(|t| t.vid());
         if l2.ethertype != ethertype::IPV4 && l2.ethertype != ethertype::IPV6 {
             self.stats.non_ip += 1;
-            return self.untracked_or_invalid(port, None, filter);
+            return self.untracked_or_invalid(port, vlan, None, filter);
         }
         let ip = match parse_ip(l2.l3) {
             Ok(ip) => ip,
-            Err(r) => return self.untracked_or_invalid(port, Some(r), filter),
+            Err(r) => return self.untracked_or_invalid(port, vlan, Some(r), filter),
         };
         let tmpl = Template { zone: 0, notrack: false, helper: self.assign_helper(&ip) };
         let outcome = self.ct.track(&ip, &tmpl, now);
@@ -161,7 +164,7 @@ impl Pipeline {
         if outcome.table_full {
             return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
         }
-        let mut verdict = filter(&FrameView { port, outcome: &outcome, ip: Some(&ip) });
+        let mut verdict = filter(&FrameView { port, vlan, outcome: &outcome, ip: Some(&ip) });
         let mut drop_cause = None;
         if verdict == Verdict::Accept {
             if let Some(cause) = self.run_helper(&ip, &outcome, now) {
@@ -181,6 +184,7 @@ impl Pipeline {
     fn untracked_or_invalid(
         &mut self,
         port: PortId,
+        vlan: Option<u16>,
         reason: Option<InvalidReason>,
         filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
     ) -> Decision {
@@ -205,7 +209,7 @@ impl Pipeline {
                 table_full: false,
             },
         };
-        let verdict = filter(&FrameView { port, outcome: &outcome, ip: None });
+        let verdict = filter(&FrameView { port, vlan, outcome: &outcome, ip: None });
         Decision { outcome, verdict, drop_cause: None, l4: None }
     }
 

@@ -64,6 +64,10 @@ pub trait PacketIo {
     /// sources, at the end — see [`PacketIo::is_finished`]).
     fn rx_batch(&mut self, max: usize, f: &mut dyn FnMut(&mut [u8], RxMeta) -> Action) -> io::Result<usize>;
 
+    /// Transmit a frame the caller built (a TCP RST or ICMP error answering
+    /// a rejected packet) out of `port`. The bytes are copied.
+    fn send(&mut self, port: PortId, frame: &[u8]) -> io::Result<()>;
+
     /// Push out frames queued for transmission.
     fn flush(&mut self) -> io::Result<()>;
 

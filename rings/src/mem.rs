@@ -43,6 +43,11 @@ impl PacketIo for MemIo {
         Ok(n)
     }
 
+    fn send(&mut self, port: PortId, frame: &[u8]) -> io::Result<()> {
+        self.tx.push((port, frame.to_vec()));
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -80,5 +85,7 @@ mod tests {
         assert!(!io.is_finished());
         assert_eq!(io.rx_batch(10, &mut |_, _| Action::Drop).unwrap(), 2);
         assert!(io.is_finished());
+        io.send(PortId::Inside, &[7]).unwrap();
+        assert_eq!(io.tx.last(), Some(&(PortId::Inside, vec![7])));
     }
 }

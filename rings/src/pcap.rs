@@ -23,6 +23,8 @@ pub struct PcapIo {
     finished: bool,
     /// Frames delivered so far.
     pub frames: u64,
+    /// Frames handed to [`PacketIo::send`].
+    pub sent: u64,
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -56,7 +58,7 @@ impl PcapIo {
             }
             m => return Err(invalid(format!("not a pcap or pcapng file (magic {m:#010x})"))),
         };
-        Ok(PcapIo { reader, finished: false, frames: 0 })
+        Ok(PcapIo { reader, finished: false, frames: 0, sent: 0 })
     }
 
     /// The next frame as (bytes, ts_ns, port), or `None` at the end.
@@ -138,6 +140,12 @@ impl PacketIo for PcapIo {
             }
         }
         Ok(n)
+    }
+
+    /// A capture has no wire: generated frames are counted and discarded.
+    fn send(&mut self, _port: PortId, _frame: &[u8]) -> io::Result<()> {
+        self.sent += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
