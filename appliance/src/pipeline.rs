@@ -18,6 +18,8 @@ use rings::PortId;
 pub enum Verdict {
     Accept,
     Drop,
+    /// Drop, and answer the sender (TCP RST or ICMP unreachable).
+    Reject,
 }
 
 impl Verdict {
@@ -25,6 +27,51 @@ impl Verdict {
         match self {
             Verdict::Accept => "accept",
             Verdict::Drop => "drop",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
+/// What the pre-tracking stage (the raw table) decides.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawDecision {
+    /// `CT --notrack`.
+    pub notrack: bool,
+    /// `CT --zone`.
+    pub zone: u16,
+}
+
+/// The ruleset as the pipeline sees it: a pre-tracking stage and a filter.
+pub trait Policy {
+    /// Pre-tracking stage for an IP packet.
+    fn raw(&self, _port: PortId, _vlan: Option<u16>, _ip: &IpPacket<'_>) -> RawDecision {
+        RawDecision::default()
+    }
+
+    /// The filter stage, after tracking.
+    fn filter(&self, view: &FrameView<'_>, now: Instant) -> Verdict;
+}
+
+/// Accept everything: the default configuration without rules.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct AcceptAll;
+
+impl Policy for AcceptAll {
+    fn filter(&self, _view: &FrameView<'_>, _now: Instant) -> Verdict {
+        Verdict::Accept
+    }
+}
+
+/// Drop every packet of a tracked state in `states` (tests, fuzzing).
+#[derive(Copy, Clone, Debug, Default)]
+pub struct DropStates(pub u8);
+
+impl Policy for DropStates {
+    fn filter(&self, view: &FrameView<'_>, _now: Instant) -> Verdict {
+        if self.0 & view.outcome.state.bit() != 0 {
+            Verdict::Drop
+        } else {
+            Verdict::Accept
         }
     }
 }
@@ -50,10 +97,14 @@ impl DropCause {
 /// What the ruleset sees of a frame.
 #[derive(Copy, Clone, Debug)]
 pub struct FrameView<'a> {
+    /// The whole frame, from the Ethernet header.
+    pub frame: &'a [u8],
     pub port: PortId,
     /// The outermost VLAN id, for tagged frames.
     pub vlan: Option<u16>,
     pub outcome: &'a Outcome,
+    /// Status bits of the connection the packet belongs to.
+    pub status: Option<ct_core::Status>,
     /// The IP packet, for IPv4/IPv6 frames that parsed.
     pub ip: Option<&'a IpPacket<'a>>,
 }
@@ -115,19 +166,13 @@ impl Pipeline {
         self.ct.gc(now, budget)
     }
 
-    /// Process one frame; `filter` is the ruleset.
-    pub fn process(
-        &mut self,
-        frame: &[u8],
-        port: PortId,
-        now: Instant,
-        filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
-    ) -> Decision {
+    /// Process one frame through `policy`.
+    pub fn process(&mut self, frame: &[u8], port: PortId, now: Instant, policy: &dyn Policy) -> Decision {
         self.stats.frames += 1;
-        let d = self.process_inner(frame, port, now, filter);
+        let d = self.process_inner(frame, port, now, policy);
         match d.verdict {
             Verdict::Accept => self.stats.accepted += 1,
-            Verdict::Drop => self.stats.dropped += 1,
+            Verdict::Drop | Verdict::Reject => self.stats.dropped += 1,
         }
         match d.drop_cause {
             Some(DropCause::TableFull) => self.stats.table_full += 1,
@@ -138,33 +183,30 @@ impl Pipeline {
         d
     }
 
-    fn process_inner(
-        &mut self,
-        frame: &[u8],
-        port: PortId,
-        now: Instant,
-        filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
-    ) -> Decision {
+    fn process_inner(&mut self, frame: &[u8], port: PortId, now: Instant, policy: &dyn Policy) -> Decision {
         let l2 = match parse_frame(frame) {
             Ok(l2) => l2,
-            Err(r) => return self.untracked_or_invalid(port, None, Some(r), filter),
+            Err(r) => return self.untracked_or_invalid(frame, port, None, Some(r), policy, now),
         };
         let vlan = l2.vlans.first().map(|t| t.vid());
         if l2.ethertype != ethertype::IPV4 && l2.ethertype != ethertype::IPV6 {
             self.stats.non_ip += 1;
-            return self.untracked_or_invalid(port, vlan, None, filter);
+            return self.untracked_or_invalid(frame, port, vlan, None, policy, now);
         }
         let ip = match parse_ip(l2.l3) {
             Ok(ip) => ip,
-            Err(r) => return self.untracked_or_invalid(port, vlan, Some(r), filter),
+            Err(r) => return self.untracked_or_invalid(frame, port, vlan, Some(r), policy, now),
         };
-        let tmpl = Template { zone: 0, notrack: false, helper: self.assign_helper(&ip) };
+        let raw = policy.raw(port, vlan, &ip);
+        let tmpl = Template { zone: raw.zone, notrack: raw.notrack, helper: self.assign_helper(&ip) };
         let outcome = self.ct.track(&ip, &tmpl, now);
         let l4 = Some(ip.proto);
         if outcome.table_full {
             return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
         }
-        let mut verdict = filter(&FrameView { port, vlan, outcome: &outcome, ip: Some(&ip) });
+        let status = outcome.conn.and_then(|id| self.ct.entry(id)).map(|e| e.status);
+        let view = FrameView { frame, port, vlan, outcome: &outcome, status, ip: Some(&ip) };
+        let mut verdict = policy.filter(&view, now);
         let mut drop_cause = None;
         if verdict == Verdict::Accept {
             if let Some(cause) = self.run_helper(&ip, &outcome, now) {
@@ -174,7 +216,7 @@ impl Pipeline {
         }
         match verdict {
             Verdict::Accept => self.ct.confirm(&outcome, now),
-            Verdict::Drop => self.ct.discard(&outcome),
+            Verdict::Drop | Verdict::Reject => self.ct.discard(&outcome),
         }
         Decision { outcome, verdict, drop_cause, l4 }
     }
@@ -183,10 +225,12 @@ impl Pipeline {
     /// below layer 4 (INVALID, counted by reason).
     fn untracked_or_invalid(
         &mut self,
+        frame: &[u8],
         port: PortId,
         vlan: Option<u16>,
         reason: Option<InvalidReason>,
-        filter: &mut dyn FnMut(&FrameView<'_>) -> Verdict,
+        policy: &dyn Policy,
+        now: Instant,
     ) -> Decision {
         let outcome = match reason {
             Some(r) => {
@@ -209,7 +253,7 @@ impl Pipeline {
                 table_full: false,
             },
         };
-        let verdict = filter(&FrameView { port, vlan, outcome: &outcome, ip: None });
+        let verdict = policy.filter(&FrameView { frame, port, vlan, outcome: &outcome, status: None, ip: None }, now);
         Decision { outcome, verdict, drop_cause: None, l4: None }
     }
 
@@ -273,5 +317,61 @@ impl Pipeline {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ct_core::{CtConfig, CtState};
+
+    /// Ethernet/IPv4/UDP 10.0.1.2:1000 -> 10.0.2.2:2000, checksum 0 (none).
+    fn udp_frame() -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 1, 2, 10, 0, 2, 2];
+        let c = ct_core::wire::checksum::checksum(&ip, 0);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x03, 0xe8, 0x07, 0xd0, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn dropped_first_packet_leaves_no_state_and_accept_confirms() {
+        let mut p = Pipeline::new(Conntrack::new(CtConfig::default()), HelperRegistry::default());
+        let f = udp_frame();
+        let d = p.process(&f, PortId::Inside, Instant::ZERO, &DropStates(CtState::New.bit()));
+        assert_eq!((d.outcome.state, d.verdict), (CtState::New, Verdict::Drop));
+        assert_eq!(p.conntrack().count(), 0);
+        let d = p.process(&f, PortId::Inside, Instant::ZERO, &AcceptAll);
+        assert_eq!((d.outcome.state, d.verdict), (CtState::New, Verdict::Accept));
+        assert_eq!(p.conntrack().entries(Instant::ZERO).count(), 1);
+        // The next one is attached to the confirmed entry; a reject drops it but keeps the entry.
+        struct RejectAll;
+        impl Policy for RejectAll {
+            fn filter(&self, v: &FrameView<'_>, _: Instant) -> Verdict {
+                assert!(v.status.is_some_and(|s| s.contains(ct_core::Status::CONFIRMED)));
+                Verdict::Reject
+            }
+        }
+        let d = p.process(&f, PortId::Inside, Instant::ZERO, &RejectAll);
+        assert_eq!(d.verdict, Verdict::Reject);
+        assert_eq!(p.conntrack().entries(Instant::ZERO).count(), 1);
+        assert_eq!((p.stats().accepted, p.stats().dropped), (1, 2));
+    }
+
+    #[test]
+    fn non_ip_is_untracked_and_broken_ip_invalid() {
+        let mut p = Pipeline::new(Conntrack::new(CtConfig::default()), HelperRegistry::default());
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        let d = p.process(&arp, PortId::Outside, Instant::ZERO, &AcceptAll);
+        assert_eq!((d.outcome.state, d.l4), (CtState::Untracked, None));
+        let mut f = udp_frame();
+        f[14 + 8] = 1; // TTL change breaks the header checksum
+        let d = p.process(&f, PortId::Inside, Instant::ZERO, &AcceptAll);
+        assert_eq!(d.outcome.reason, Some(InvalidReason::Ipv4BadChecksum));
+        assert_eq!(p.invalid_counters().get(InvalidReason::Ipv4BadChecksum), 1);
     }
 }

@@ -1,7 +1,7 @@
 //! `ctwall replay`: run a capture through the pipeline, with the capture's
 //! timestamps as the clock, and report every frame and the final table.
 
-use crate::pipeline::{Decision, Pipeline, Verdict};
+use crate::pipeline::{AcceptAll, Decision, Pipeline, Verdict};
 use crate::settings;
 use config::Config;
 use ct_core::listing::{conntrack_line, expect_line, proc_line, seconds_left, ListOptions};
@@ -86,7 +86,7 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> Result<ReplaySummary, R
         io.rx_batch(64, &mut |frame, meta| {
             n += 1;
             now = Instant::from_nanos(meta.ts_ns);
-            let d = pipe.process(frame, meta.port, now, &mut |_| Verdict::Accept);
+            let d = pipe.process(frame, meta.port, now, &AcceptAll);
             pipe.housekeeping(now, GC_BUDGET_PER_FRAME);
             line.clear();
             frame_line(&mut line, n, meta.ts_ns, &d, pipe.conntrack(), opts.format);
@@ -95,7 +95,7 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> Result<ReplaySummary, R
             }
             match d.verdict {
                 Verdict::Accept => Action::Forward(meta.port.other()),
-                Verdict::Drop => Action::Drop,
+                Verdict::Drop | Verdict::Reject => Action::Drop,
             }
         })
         .map_err(cap_err)?;

@@ -8,7 +8,7 @@
 
 mod gen;
 
-use appliance::pipeline::Verdict;
+use appliance::pipeline::{AcceptAll, Verdict};
 use appliance::replay::pipeline_for;
 use clap::{Parser, Subcommand};
 use ct_core::Instant;
@@ -67,7 +67,7 @@ fn replay(n: usize, out: &std::path::Path, ctwall: Option<PathBuf>) -> Result<()
     let t = Clock::now();
     let mut accepted = 0u64;
     for (ts, f) in &frames {
-        let d = pipe.process(f, PortId::Inside, Instant::from_nanos(*ts), &mut |_| Verdict::Accept);
+        let d = pipe.process(f, PortId::Inside, Instant::from_nanos(*ts), &AcceptAll);
         accepted += u64::from(d.verdict == Verdict::Accept);
         pipe.housekeeping(Instant::from_nanos(*ts), 4);
     }

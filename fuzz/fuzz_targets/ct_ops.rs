@@ -8,7 +8,7 @@
 //! that created an entry leaves none; the table never exceeds its limit.
 #![no_main]
 
-use appliance::pipeline::{Pipeline, Verdict};
+use appliance::pipeline::{DropStates, Pipeline};
 use ct_core::table::Conntrack;
 use ct_core::{CtConfig, CtState, Instant};
 use helpers::ftp::{Ftp, FtpConfig};
@@ -38,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
         let port = if flags & 2 == 0 { PortId::Inside } else { PortId::Outside };
         let drop = flags & 1 == 1;
         let before = pipe.conntrack().count();
-        let d = pipe.process(frame, port, now, &mut |_| if drop { Verdict::Drop } else { Verdict::Accept });
+        let policy = DropStates(if drop { 0xff } else { 0 });
+        let d = pipe.process(frame, port, now, &policy);
         let o = d.outcome;
         if matches!(o.state, CtState::Invalid | CtState::Untracked) {
             assert!(o.dir().is_none() && o.conn.is_none());
