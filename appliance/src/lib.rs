@@ -6,6 +6,7 @@
 //! tracking, the ruleset, the helper, confirmation.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod pipeline;
 pub mod replay;
 pub mod settings;

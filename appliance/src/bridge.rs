@@ -1,0 +1,186 @@
+//! The bump-in-the-wire loop: frames from both ports through the pipeline,
+//! forwarded to the other port, dropped, or rejected back to the sender;
+//! periodic expiry; rule reloads that leave the connection table alone.
+
+use crate::pipeline::{Pipeline, Policy, Verdict};
+use ct_core::wire::{parse_frame, parse_ip};
+use ct_core::Instant;
+use rings::{Action, PacketIo, PortId};
+use std::io;
+
+/// Frames taken per receive batch.
+pub const BATCH: usize = 64;
+/// Table slots visited by the expiry sweep per batch: bounded work.
+pub const GC_BUDGET: usize = 256;
+
+/// Builds the answer to a rejected packet (TCP RST / ICMP unreachable).
+pub type RejectBuilder = fn(&[u8], &ct_core::wire::IpPacket<'_>) -> Option<Vec<u8>>;
+
+/// Bridge counters beyond the pipeline's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    pub forwarded: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub reject_sent: u64,
+    pub non_ip_dropped: u64,
+}
+
+/// The stateful bridge between two ports.
+pub struct Bridge {
+    pub pipeline: Pipeline,
+    pub policy: Box<dyn Policy + Send>,
+    /// Bridge ARP, LLDP and other non-IP frames.
+    pub bridge_non_ip: bool,
+    reject: RejectBuilder,
+    stats: BridgeStats,
+}
+
+impl Bridge {
+    pub fn new(
+        pipeline: Pipeline,
+        policy: Box<dyn Policy + Send>,
+        bridge_non_ip: bool,
+        reject: RejectBuilder,
+    ) -> Bridge {
+        Bridge { pipeline, policy, bridge_non_ip, reject, stats: BridgeStats::default() }
+    }
+
+    pub fn stats(&self) -> &BridgeStats {
+        &self.stats
+    }
+
+    /// Swap the ruleset; the connection table is untouched.
+    pub fn set_policy(&mut self, policy: Box<dyn Policy + Send>, bridge_non_ip: bool) {
+        self.policy = policy;
+        self.bridge_non_ip = bridge_non_ip;
+    }
+
+    /// One receive batch from `io` at time `now`; transmits what it decided.
+    /// Returns the number of frames handled.
+    pub fn poll(&mut self, io: &mut dyn PacketIo, now: Instant) -> io::Result<usize> {
+        let mut rejects: Vec<(PortId, Vec<u8>)> = Vec::new();
+        let (pipe, policy, stats) = (&mut self.pipeline, &*self.policy, &mut self.stats);
+        let (bridge_non_ip, reject) = (self.bridge_non_ip, self.reject);
+        let n = io.rx_batch(BATCH, &mut |frame, meta| {
+            let d = pipe.process(frame, meta.port, now, policy);
+            let verdict = if d.l4.is_none() && d.outcome.state == ct_core::CtState::Untracked && !bridge_non_ip {
+                stats.non_ip_dropped += 1;
+                Verdict::Drop
+            } else {
+                d.verdict
+            };
+            match verdict {
+                Verdict::Accept => {
+                    stats.forwarded += 1;
+                    Action::Forward(meta.port.other())
+                }
+                Verdict::Drop => {
+                    stats.dropped += 1;
+                    Action::Drop
+                }
+                Verdict::Reject => {
+                    stats.rejected += 1;
+                    let answer =
+                        parse_frame(frame).ok().and_then(|l2| parse_ip(l2.l3).ok().and_then(|ip| reject(frame, &ip)));
+                    if let Some(a) = answer {
+                        rejects.push((meta.port, a));
+                    }
+                    Action::Drop
+                }
+            }
+        })?;
+        for (port, frame) in rejects {
+            io.send(port, &frame)?;
+            self.stats.reject_sent += 1;
+        }
+        io.flush()?;
+        self.pipeline.housekeeping(now, GC_BUDGET);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{AcceptAll, DropStates};
+    use ct_core::table::Conntrack;
+    use ct_core::{CtConfig, CtState};
+    use helpers::HelperRegistry;
+    use rings::mem::MemIo;
+    use rings::RxMeta;
+
+    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16) -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let c = ct_core::wire::checksum::checksum(&ip, 0);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&sp.to_be_bytes());
+        f.extend_from_slice(&dp.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
+        f
+    }
+
+    fn no_answer(_: &[u8], _: &ct_core::wire::IpPacket<'_>) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn echo_answer(f: &[u8], _: &ct_core::wire::IpPacket<'_>) -> Option<Vec<u8>> {
+        Some(f.to_vec())
+    }
+
+    fn bridge(policy: Box<dyn Policy + Send>, non_ip: bool, reject: RejectBuilder) -> Bridge {
+        Bridge::new(
+            Pipeline::new(Conntrack::new(CtConfig::default()), HelperRegistry::default()),
+            policy,
+            non_ip,
+            reject,
+        )
+    }
+
+    #[test]
+    fn forwards_to_the_other_port_and_keeps_state_across_policy_swaps() {
+        let mut b = bridge(Box::new(AcceptAll), true, no_answer);
+        let mut io = MemIo::new();
+        io.push(frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2), RxMeta { ts_ns: 0, port: PortId::Inside });
+        assert_eq!(b.poll(&mut io, Instant::ZERO).unwrap(), 1);
+        assert_eq!(io.tx[0].0, PortId::Outside);
+        // New rules: drop NEW. The reply is ESTABLISHED and still crosses.
+        b.set_policy(Box::new(DropStates(CtState::New.bit())), true);
+        io.push(frame([10, 0, 0, 2], [10, 0, 0, 1], 2, 1), RxMeta { ts_ns: 0, port: PortId::Outside });
+        io.push(frame([10, 0, 0, 2], [10, 0, 0, 1], 7, 8), RxMeta { ts_ns: 0, port: PortId::Outside });
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert_eq!(io.tx.len(), 2);
+        assert_eq!(io.tx[1].0, PortId::Inside);
+        assert_eq!((b.stats().forwarded, b.stats().dropped), (2, 1));
+    }
+
+    #[test]
+    fn rejects_answer_out_of_the_ingress_port_and_non_ip_follows_config() {
+        struct RejectAll;
+        impl Policy for RejectAll {
+            fn filter(&self, v: &crate::pipeline::FrameView<'_>, _: Instant) -> Verdict {
+                if v.ip.is_some() {
+                    Verdict::Reject
+                } else {
+                    Verdict::Accept
+                }
+            }
+        }
+        let mut b = bridge(Box::new(RejectAll), false, echo_answer);
+        let mut io = MemIo::new();
+        io.push(frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2), RxMeta { ts_ns: 0, port: PortId::Outside });
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        io.push(arp, RxMeta { ts_ns: 0, port: PortId::Inside });
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert_eq!(io.tx.len(), 1);
+        assert_eq!(io.tx[0].0, PortId::Outside, "the answer leaves by the ingress port");
+        let s = b.stats();
+        assert_eq!((s.rejected, s.reject_sent, s.non_ip_dropped), (1, 1, 1));
+    }
+}
