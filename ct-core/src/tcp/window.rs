@@ -82,14 +82,8 @@ pub(super) enum WindowAction {
     Invalid(InvalidReason),
 }
 
-/// K-TCP caps the window scale at `TCP_MAX_WSCALE`.
-const MAX_WSCALE: u8 = 14;
 /// `MAXACKWINCONST`.
 const MAX_ACK_WINDOW_MIN: u32 = 66_000;
-
-const OPT_WINDOW: u8 = 3;
-const OPT_SACK_PERM: u8 = 4;
-const OPT_SACK: u8 = 5;
 
 /// `segment_seq_plus_len`: the sequence number after the segment, counting
 /// SYN and FIN as one each.
@@ -109,34 +103,13 @@ pub(super) fn read_options(seg: &TcpSeg<'_>, side: &mut TcpSide) {
     }
     side.scale = 0;
     side.flags &= TcpCtFlags::BE_LIBERAL;
-    for (kind, value) in seg.options() {
-        match (kind, value) {
-            (OPT_SACK_PERM, []) => side.flags |= TcpCtFlags::SACK_PERM,
-            (OPT_WINDOW, [shift]) => {
-                side.scale = (*shift).min(MAX_WSCALE);
-                side.flags |= TcpCtFlags::WINDOW_SCALE;
-            }
-            _ => {}
-        }
+    if seg.sack_permitted() {
+        side.flags |= TcpCtFlags::SACK_PERM;
     }
-}
-
-/// `tcp_sack`: the highest right edge after `ack` in the first well-formed
-/// SACK option (length 2 + 8n, n >= 1), or `ack`.
-fn sack_edge(seg: &TcpSeg<'_>, ack: u32) -> u32 {
-    let mut sack = ack;
-    for (kind, value) in seg.options() {
-        if kind == OPT_SACK && value.len() >= 8 && value.len() % 8 == 0 {
-            for block in value.chunks_exact(8) {
-                let right = u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
-                if after(right, sack) {
-                    sack = right;
-                }
-            }
-            return sack;
-        }
+    if let Some(shift) = seg.window_scale() {
+        side.scale = shift;
+        side.flags |= TcpCtFlags::WINDOW_SCALE;
     }
-    sack
 }
 
 /// `tcp_init_sender`: (re)initialise the sender from a SYN or SYN/ACK. When
@@ -192,7 +165,7 @@ impl TcpState {
         let win_raw = seg.window;
         let mut win = u32::from(win_raw);
         let mut end = seg_end(seg);
-        let mut sack = if receiver.flags.contains(TcpCtFlags::SACK_PERM) { sack_edge(seg, ack) } else { ack };
+        let mut sack = if receiver.flags.contains(TcpCtFlags::SACK_PERM) { seg.sack_max(ack) } else { ack };
         // No NAT sequence adjustment in a bridge: the receiver offset is 0.
 
         if sender.maxwin == 0 {

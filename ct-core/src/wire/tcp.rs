@@ -113,9 +113,11 @@ impl<'a> TcpSeg<'a> {
         OptionIter { rest: self.options }
     }
 
-    /// Window scale from the window-scale option, capped at 14 (RFC 7323 § 2.3).
+    /// Window scale from the window-scale option, capped at 14 (RFC 7323
+    /// § 2.3). With several, the last one counts, as in the kernel's
+    /// `tcp_options()`.
     pub fn window_scale(&self) -> Option<u8> {
-        self.options().find(|(k, v)| *k == opt::WINDOW && v.len() == 1).map(|(_, v)| v[0].min(14))
+        self.options().filter(|(k, v)| *k == opt::WINDOW && v.len() == 1).last().map(|(_, v)| v[0].min(14))
     }
 
     /// Whether the SACK-permitted option is present.
@@ -123,23 +125,20 @@ impl<'a> TcpSeg<'a> {
         self.options().any(|(k, v)| k == opt::SACK_PERM && v.is_empty())
     }
 
-    /// The highest SACK right edge after `ack`, or `ack` if no SACK block is
-    /// further right (K-TCP `tcp_sack`). Blocks are taken from SACK options
-    /// whose length is 2 + a multiple of 8.
+    /// The highest SACK right edge after `ack` in the first well-formed SACK
+    /// option (length 2 + 8n, n >= 1), or `ack` (K-TCP `tcp_sack`, which
+    /// stops at that option).
     pub fn sack_max(&self, ack: u32) -> u32 {
-        let mut sack = ack;
-        for (k, v) in self.options() {
-            if k != opt::SACK || v.len() < 8 || v.len() % 8 != 0 {
-                continue;
+        let Some((_, v)) = self.options().find(|(k, v)| *k == opt::SACK && v.len() >= 8 && v.len() % 8 == 0) else {
+            return ack;
+        };
+        v.chunks_exact(8).map(|b| u32::from_be_bytes([b[4], b[5], b[6], b[7]])).fold(ack, |sack, right| {
+            if crate::seq::after(right, sack) {
+                right
+            } else {
+                sack
             }
-            for block in v.chunks_exact(8) {
-                let right = u32::from_be_bytes([block[4], block[5], block[6], block[7]]);
-                if crate::seq::after(right, sack) {
-                    sack = right;
-                }
-            }
-        }
-        sack
+        })
     }
 }
 
@@ -229,5 +228,17 @@ mod tests {
         assert_eq!(s.sack_max(50), 50);
         s.options = &opts[..10];
         assert_eq!(s.sack_max(5), 5, "length 8 is not 2 + 8n");
+        // Only the first well-formed SACK option counts.
+        let two = [5u8, 10, 0, 0, 0, 1, 0, 0, 0, 9, 5, 10, 0, 0, 0, 1, 0, 0, 0, 99];
+        s.options = &two;
+        assert_eq!(s.sack_max(5), 9);
+    }
+
+    #[test]
+    fn last_window_scale_wins() {
+        let opts = [3u8, 3, 2, 3, 3, 9];
+        let mut s = TcpSeg::bare(1, 2, 0, 0, Flags::SYN, 100);
+        s.options = &opts;
+        assert_eq!(s.window_scale(), Some(9));
     }
 }
