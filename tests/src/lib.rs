@@ -13,6 +13,7 @@
 //! Run: `cargo build --bins && cargo test -p tests` (as root; `CTWALL_REQUIRE_ROOT=1` turns a
 //! missing prerequisite into a failure instead of a skip).
 
+pub mod bridge;
 pub mod compare;
 pub mod ctwall;
 pub mod kernel;

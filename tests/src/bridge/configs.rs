@@ -1,0 +1,117 @@
+//! Every rule set the bridge tests use, in one place: ctwall's RON configurations and the
+//! equivalent nftables rule set for the kernel reference (a Linux bridge with br_netfilter).
+//!
+//! The RON schema of `ctwall run` is provisional: if a field is renamed, change it here only.
+//! [`example`] mirrors `config/examples/bridge.ron` with the test interface names.
+
+/// The inside port (towards host A) in the firewall namespace.
+pub const INSIDE: &str = "fwin";
+/// The outside port (towards host B) in the firewall namespace.
+pub const OUTSIDE: &str = "fwout";
+
+/// A rule set for one test run: ctwall's configuration and what the kernel reference needs to
+/// mean the same.
+#[derive(Clone, Debug)]
+pub struct FwConfig {
+    /// `ctwall run --config` file contents.
+    pub ron: String,
+    /// Whether the FTP helper is attached to TCP port 21 (kernel reference: `ct helper set`).
+    pub ftp_helper: bool,
+    /// Whether inside→outside ICMP is dropped (kernel reference).
+    pub drop_icmp_out: bool,
+}
+
+fn helpers_line(ftp: bool) -> &'static str {
+    if ftp {
+        r#"  helpers: [(helper: "ftp", ports: [21]), (helper: "tftp", ports: [69])],"#
+    } else {
+        r#"  helpers: [(helper: "tftp", ports: [69])],"#
+    }
+}
+
+fn ron(ftp: bool, extra_inside_rule: &str) -> String {
+    format!(
+        r#"(
+  interfaces: (inside: "{INSIDE}", outside: "{OUTSIDE}"),
+{helpers}
+  filter: (
+    inside_to_outside: (policy: "accept", rules: [
+      (name: "invalid", match: (ctstate: ["INVALID"]), action: "drop"),
+      (name: "not-syn", match: (ctstate: ["NEW"], proto: "tcp", syn: false), action: "drop"),{extra_inside_rule}
+    ]),
+    outside_to_inside: (policy: "drop", rules: [
+      (name: "invalid", match: (ctstate: ["INVALID"]), action: "drop"),
+      (name: "est", match: (ctstate: ["ESTABLISHED"]), action: "accept"),
+      (name: "rel", match: (ctstate: ["RELATED"]), action: "accept"),
+    ]),
+  ),
+)
+"#,
+        helpers = helpers_line(ftp)
+    )
+}
+
+/// The example configuration: inside may open anything (with a SYN for TCP), outside only
+/// gets ESTABLISHED and RELATED; FTP helper on 21, TFTP on 69.
+pub fn example() -> FwConfig {
+    FwConfig { ron: ron(true, ""), ftp_helper: true, drop_icmp_out: false }
+}
+
+/// [`example`] without the FTP helper: active FTP's data connection (outside→inside, NEW) has
+/// nothing to make it RELATED and is dropped.
+pub fn example_without_ftp_helper() -> FwConfig {
+    FwConfig { ron: ron(false, ""), ftp_helper: false, drop_icmp_out: false }
+}
+
+/// A valid change of [`example`] for the reload test: ICMP from inside is dropped too, which
+/// the test observes (ping A→B stops working) to know that the reload took effect.
+pub fn example_reloaded_no_icmp() -> FwConfig {
+    FwConfig {
+        ron: ron(true, "\n      (name: \"no-icmp\", match: (proto: \"icmp\"), action: \"drop\"),"),
+        ftp_helper: true,
+        drop_icmp_out: true,
+    }
+}
+
+/// The line of [`broken`] that holds the syntax error (1-based).
+pub const BROKEN_LINE: usize = 3;
+
+/// [`example`] with a syntax error on line [`BROKEN_LINE`].
+pub fn broken() -> String {
+    let good = example().ron;
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines.insert(BROKEN_LINE - 1, "  this is @@ not RON,");
+    lines.join("\n") + "\n"
+}
+
+/// The kernel reference's nftables rule set with the same meaning as `cfg`, for a Linux bridge
+/// with `bridge-nf-call-iptables=1`. Direction is told by the source address (host B is the
+/// outside), which is equivalent here because only hosts A and B send.
+pub fn kernel_nft(cfg: &FwConfig, b_ip4: &str, b_ip6: &str) -> String {
+    let ftp_helper = if cfg.ftp_helper { "    tcp dport 21 ct helper set \"ftp21\"\n" } else { "" };
+    let no_icmp = if cfg.drop_icmp_out { "    meta l4proto icmp drop\n" } else { "" };
+    format!(
+        r#"table inet ctwref {{
+  ct helper ftp21 {{ type "ftp" protocol tcp; }}
+  ct helper tftp69 {{ type "tftp" protocol udp; }}
+  chain ctw_pre {{
+    type filter hook prerouting priority 0; policy accept;
+{ftp_helper}    udp dport 69 ct helper set "tftp69"
+  }}
+  chain ctw_forward {{
+    type filter hook forward priority 0; policy accept;
+    ip saddr {b_ip4} jump ctw_out2in
+    ip6 saddr {b_ip6} jump ctw_out2in
+    ct state invalid drop
+    ct state new tcp flags & (fin|syn|rst|ack) != syn drop
+{no_icmp}  }}
+  chain ctw_out2in {{
+    ct state invalid drop
+    ct state established accept
+    ct state related accept
+    drop
+  }}
+}}
+"#
+    )
+}

@@ -1,0 +1,434 @@
+//! End-to-end tests of `ctwall run` between real hosts in network namespaces (see
+//! `tests/src/bridge.rs`). Each traffic check runs twice: through ctwall (`<check>::ctwall`) and
+//! through the kernel reference, a Linux bridge with br_netfilter and the same rules in
+//! nftables (`<check>::kernel_reference`), which proves the harness and the expectations.
+//!
+//! Needs root, `ip`, `ethtool`, `ping`, `python3`, `curl`, `nft`, pyftpdlib
+//! (`python3-pyftpdlib`) and the ctwall binary (`cargo build --bins` with the same target dir).
+//! Without them each test prints `SKIPPED (needs ...)` and passes, unless
+//! `CTWALL_REQUIRE_ROOT=1`.
+
+use std::time::Duration;
+use tests::bridge::{configs, Firewall, Need, Setup, A_IP, A_IP6, B_IP, B_IP6, B_MAC};
+
+/// Generates `$name::ctwall` and `$name::kernel_reference` running `$body` with `$cfg`.
+macro_rules! both {
+    ($name:ident, $body:ident, $cfg:expr, $needs:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn ctwall() {
+                if let Some(mut s) = Setup::new(concat!(stringify!($name), "::ctwall"), Firewall::Ctwall, &$cfg, $needs)
+                {
+                    $body(&mut s);
+                }
+            }
+
+            #[test]
+            fn kernel_reference() {
+                if let Some(mut s) =
+                    Setup::new(concat!(stringify!($name), "::kernel_reference"), Firewall::Kernel, &$cfg, $needs)
+                {
+                    $body(&mut s);
+                }
+            }
+        }
+    };
+}
+
+/// Generates `$name::ctwall` only (checks of the `ctwall run` process itself).
+macro_rules! ctwall_only {
+    ($name:ident, $body:ident, $cfg:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn ctwall() {
+                if let Some(mut s) = Setup::new(concat!(stringify!($name), "::ctwall"), Firewall::Ctwall, &$cfg, &[]) {
+                    $body(&mut s);
+                }
+            }
+        }
+    };
+}
+
+fn ok<T>(test: &str, r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{test}: {e}"))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+fn s(v: &serde_json::Value, key: &str) -> String {
+    match &v[key] {
+        serde_json::Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 0. Harness self-test: a plain Linux bridge passes everything both ways.
+
+#[test]
+fn harness_plain_bridge_ping_both_ways() {
+    let Some(st) = Setup::new("harness_plain_bridge_ping_both_ways", Firewall::PlainBridge, &configs::example(), &[])
+    else {
+        return;
+    };
+    let t = &st.topo;
+    let n = "harness";
+    ok(n, t.ping_ok(&t.a, B_IP));
+    ok(n, t.ping_ok(&t.b, A_IP));
+    ok(n, t.ping_ok(&t.a, B_IP6));
+    ok(n, t.ping_ok(&t.b, A_IP6));
+}
+
+// ------------------------------------------------------------------------------------------
+// 1 + 6. Ping A→B works (ARP crosses, A learns B's MAC); ping B→A is dropped.
+
+fn ping_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    ok(&n, t.ping_ok(&t.a, B_IP));
+    let neigh = ok(&n, t.a.ip(&["neigh", "show", B_IP, "dev", "a0"]));
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_lowercase();
+    assert!(neigh.contains(B_MAC), "{n}: A has no neighbour entry with B's MAC {B_MAC} (ARP did not cross): {neigh}");
+    ok(&n, t.ping_blocked(&t.b, A_IP));
+    // And the inside still works afterwards.
+    ok(&n, t.ping_ok(&t.a, B_IP));
+}
+both!(ping_a_to_b_passes_b_to_a_dropped, ping_body, configs::example(), &[]);
+
+/// IPv6 (fixed neighbours on both hosts: neighbour discovery is INVALID to conntrack).
+fn ping6_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    ok(&n, t.ping_ok(&t.a, B_IP6));
+    ok(&n, t.ping_blocked(&t.b, A_IP6));
+}
+both!(ping6_a_to_b_passes_b_to_a_dropped, ping6_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
+// 2. HTTP download of a few MB, intact.
+
+fn http_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let blob = pseudo_random(4 << 20, 0xC7);
+    std::fs::write(www.join("blob.bin"), &blob).unwrap();
+    let mut server = ok(
+        &n,
+        tests::bridge::Bg::spawn(
+            "http.server",
+            t.b.command("python3").args(["-m", "http.server", "--bind", B_IP, "8080", "--directory"]).arg(&www),
+        ),
+    );
+    ok(
+        &n,
+        t.peer_run(&t.b, &["wait-tcp", "--dst", B_IP, "--port", "8080", "--timeout", "10"], Duration::from_secs(15)),
+    );
+    let got = t.dir.path().join("got.bin");
+    let url = format!("http://{B_IP}:8080/blob.bin");
+    let r = tests::bridge::run_timeout(
+        t.a.command("curl").args(["-sS", "--fail", "--max-time", "30", "-o"]).arg(&got).arg(&url),
+        Duration::from_secs(40),
+    );
+    if let Err(e) = r {
+        panic!("{n}: curl failed: {e}\nserver output:\n{}", server.text());
+    }
+    let got = std::fs::read(&got).unwrap();
+    assert_eq!(got.len(), blob.len(), "{n}: downloaded length differs");
+    assert!(got == blob, "{n}: downloaded file differs from the served one");
+    server.kill();
+}
+both!(http_download_intact, http_body, configs::example(), &[Need::Curl]);
+
+// ------------------------------------------------------------------------------------------
+// 3. UDP request/response A→B.
+
+fn udp_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    let _echo = ok(&n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7000"]));
+    let r = ok(
+        &n,
+        t.peer_run(
+            &t.a,
+            &["udp-client", "--dst", B_IP, "--port", "7000", "--count", "20", "--timeout", "2"],
+            Duration::from_secs(60),
+        ),
+    );
+    assert_eq!(r["ok"], 20, "{n}: UDP echoes: {r}");
+}
+both!(udp_request_response, udp_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
+// 4. Unsolicited TCP SYN and UDP from B to A are dropped.
+
+fn unsolicited_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    // B learns A's MAC from A's ARP request, so what follows fails for the firewall's sake.
+    ok(&n, t.ping_ok(&t.a, B_IP));
+    let mut listener = ok(&n, t.peer_spawn(&t.a, &["tcp-listen", "--bind", A_IP, "--port", "8081"]));
+    let r = ok(
+        &n,
+        t.peer_run(&t.b, &["tcp-connect", "--dst", A_IP, "--port", "8081", "--timeout", "3"], Duration::from_secs(10)),
+    );
+    assert_eq!(s(&r, "result"), "timeout", "{n}: B's connect to A's listening port: {r}");
+    assert!(!listener.text().contains("accepted"), "{n}: A accepted a connection from B: {}", listener.text());
+    listener.kill();
+
+    let mut counter = ok(&n, t.peer_spawn(&t.a, &["udp-count", "--bind", A_IP, "--port", "7001", "--duration", "3"]));
+    ok(&n, t.peer_run(&t.b, &["udp-send", "--dst", A_IP, "--port", "7001", "--count", "5"], Duration::from_secs(10)));
+    let c = ok(&n, counter.finish_json(Duration::from_secs(10)));
+    assert_eq!(c["received"], 0, "{n}: unsolicited UDP from B reached A: {c}");
+}
+both!(unsolicited_from_outside_dropped, unsolicited_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
+// 5. A NEW TCP packet without SYN from A is dropped (a SYN after it passes: the control).
+
+fn not_syn_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    ok(&n, t.ping_ok(&t.a, B_IP));
+    let mut watch = ok(&n, t.peer_spawn(&t.b, &["raw-tcp-watch", "--port", "9000", "--duration", "4"]));
+    ok(
+        &n,
+        t.peer_run(
+            &t.a,
+            &["raw-tcp-send", "--src", A_IP, "--dst", B_IP, "--sport", "40000", "--dport", "9000", "--flags", "A"],
+            Duration::from_secs(10),
+        ),
+    );
+    // Nothing listens on B:9000: the SYN is answered by a RST, which is fine.
+    let c = ok(
+        &n,
+        t.peer_run(&t.a, &["tcp-connect", "--dst", B_IP, "--port", "9000", "--timeout", "2"], Duration::from_secs(10)),
+    );
+    let seen = ok(&n, watch.finish_json(Duration::from_secs(10)));
+    let segs = seen["seen"].as_array().cloned().unwrap_or_default();
+    let bare_acks: Vec<_> = segs.iter().filter(|g| g["sport"] == 40000).collect();
+    let syns: Vec<_> = segs.iter().filter(|g| s(g, "flags").contains('S')).collect();
+    assert!(bare_acks.is_empty(), "{n}: the NEW bare ACK from A reached B: {seen}");
+    assert!(!syns.is_empty(), "{n}: control failed: A's SYN did not reach B ({seen}); connect said {c}");
+}
+both!(tcp_new_without_syn_dropped, not_syn_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
+// 7. FTP, active (data connection B→A, RELATED) and passive (A→B), both directions.
+
+fn ftp_transfer(st: &Setup, mode: &str, timeout_s: u32) -> (serde_json::Value, Vec<u8>, Vec<u8>) {
+    let t = &st.topo;
+    let dir = t.dir.path();
+    let up = pseudo_random(300_000, 0xF7 + mode.len() as u64);
+    std::fs::write(dir.join(format!("up-{mode}.bin")), &up).unwrap();
+    let out = dir.join(format!("down-{mode}.bin"));
+    let py = st.ftp_python.as_deref().expect("needs pyftpdlib");
+    let r = ok(
+        &st.test,
+        t.peer_run_with(
+            &t.a,
+            py,
+            &[
+                "ftp-client",
+                "--host",
+                B_IP,
+                "--mode",
+                mode,
+                "--upload",
+                &dir.join(format!("up-{mode}.bin")).to_string_lossy(),
+                "--remote_up",
+                &format!("up-{mode}.bin"),
+                "--remote_down",
+                "down.bin",
+                "--out",
+                &out.to_string_lossy(),
+                "--timeout",
+                &timeout_s.to_string(),
+            ],
+            Duration::from_secs(u64::from(timeout_s) * 4 + 10),
+        ),
+    );
+    let down = std::fs::read(&out).unwrap_or_default();
+    (r, up, down)
+}
+
+fn ftp_server(st: &Setup) -> (tests::bridge::Bg, std::path::PathBuf, Vec<u8>) {
+    let t = &st.topo;
+    let root = t.dir.path().join("ftproot");
+    std::fs::create_dir_all(&root).unwrap();
+    let down = pseudo_random(500_000, 0xD0);
+    std::fs::write(root.join("down.bin"), &down).unwrap();
+    let py = st.ftp_python.as_deref().expect("needs pyftpdlib");
+    let server = ok(
+        &st.test,
+        t.peer_spawn_with(&t.b, py, &["ftp-server", "--bind", B_IP, "--port", "21", "--root", &root.to_string_lossy()]),
+    );
+    (server, root, down)
+}
+
+fn ftp_body(st: &mut Setup) {
+    let n = st.test.clone();
+    let (server, root, served) = ftp_server(st);
+    for mode in ["passive", "active"] {
+        let (r, up, down) = ftp_transfer(st, mode, 10);
+        assert!(r["ok"] == true, "{n}: {mode} FTP failed: {r}\nserver:\n{}", server.text());
+        let stored = std::fs::read(root.join(format!("up-{mode}.bin"))).unwrap_or_default();
+        assert!(stored == up, "{n}: {mode} upload differs ({} of {} bytes)", stored.len(), up.len());
+        assert!(down == served, "{n}: {mode} download differs ({} of {} bytes)", down.len(), served.len());
+    }
+}
+both!(ftp_active_and_passive, ftp_body, configs::example(), &[Need::PyFtpdLib]);
+
+/// Negative control: without the FTP helper, active mode's data connection is NEW from the
+/// outside and dropped; passive mode still works.
+fn ftp_no_helper_body(st: &mut Setup) {
+    let n = st.test.clone();
+    let (server, _root, served) = ftp_server(st);
+    let (r, _, down) = ftp_transfer(st, "passive", 10);
+    assert!(r["ok"] == true && down == served, "{n}: passive FTP should work without the helper: {r}");
+    let (r, _, _) = ftp_transfer(st, "active", 5);
+    assert!(r["ok"] == false, "{n}: active FTP worked without the FTP helper: {r}\nserver:\n{}", server.text());
+    let steps = r["steps"].as_array().cloned().unwrap_or_default();
+    assert!(steps.iter().any(|x| x == "login"), "{n}: the control connection itself failed: {r}");
+}
+both!(ftp_active_fails_without_helper, ftp_no_helper_body, configs::example_without_ftp_helper(), &[Need::PyFtpdLib]);
+
+// ------------------------------------------------------------------------------------------
+// 8. ICMP port unreachable from B reaches A (RELATED): a connected UDP socket gets
+// ECONNREFUSED.
+
+fn icmp_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    let r = ok(
+        &n,
+        t.peer_run(&t.a, &["udp-probe", "--dst", B_IP, "--port", "9999", "--timeout", "3"], Duration::from_secs(10)),
+    );
+    assert_eq!(s(&r, "result"), "refused", "{n}: the ICMP port unreachable did not reach A: {r}");
+}
+both!(icmp_port_unreachable_is_related, icmp_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
+// 9. A reload during a long TCP transfer keeps the transfer; the new rules apply.
+
+const LONG_BYTES: u64 = 20 << 20;
+
+fn reload_body(st: &mut Setup) {
+    let n = st.test.clone();
+    {
+        let t = &st.topo;
+        ok(&n, t.ping_ok(&t.a, B_IP));
+    }
+    let mut sink =
+        ok(&n, st.topo.peer_spawn(&st.topo.b, &["sink", "--bind", B_IP, "--port", "9100", "--timeout", "60"]));
+    let bytes = LONG_BYTES.to_string();
+    let rate = (LONG_BYTES / 5).to_string(); // about 5 s
+    let mut source = ok(
+        &n,
+        tests::bridge::Bg::spawn(
+            "source",
+            &mut st.topo.peer_cmd(
+                &st.topo.a,
+                "python3",
+                &[
+                    "source",
+                    "--dst",
+                    B_IP,
+                    "--port",
+                    "9100",
+                    "--bytes",
+                    &bytes,
+                    "--rate",
+                    &rate,
+                    "--seed",
+                    "9",
+                    "--timeout",
+                    "60",
+                ],
+            ),
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(source.exited().is_none(), "{n}: the transfer ended before the reload: {}", source.text());
+    ok(&n, st.reload(&configs::example_reloaded_no_icmp()));
+    let src = ok(&n, source.finish_json(Duration::from_secs(60)));
+    let dst = ok(&n, sink.finish_json(Duration::from_secs(20)));
+    assert!(src["error"].is_null(), "{n}: sender error: {src}");
+    assert!(dst["error"].is_null(), "{n}: receiver error: {dst}");
+    assert_eq!(src["bytes"], LONG_BYTES, "{n}: sender: {src}");
+    assert_eq!(dst["bytes"], LONG_BYTES, "{n}: receiver got {dst}, sender {src}");
+    assert_eq!(src["sha256"], dst["sha256"], "{n}: content differs: sender {src}, receiver {dst}");
+    if let Some(c) = st.ctwall.as_mut() {
+        assert!(c.proc.exited().is_none(), "{n}: ctwall exited:\n{}", c.log());
+    }
+    // The reloaded rules apply (ICMP from inside is dropped now).
+    let t = &st.topo;
+    ok(&n, t.ping_blocked(&t.a, B_IP).map_err(|e| format!("the reloaded rules do not apply: {e}")));
+}
+both!(reload_keeps_long_transfer, reload_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
+// 10. A bad reload is reported with file:line and the running rules stay.
+
+fn bad_reload_body(st: &mut Setup) {
+    let n = st.test.clone();
+    {
+        let t = &st.topo;
+        ok(&n, t.ping_ok(&t.a, B_IP));
+        ok(&n, t.ping_blocked(&t.b, A_IP));
+    }
+    let ct = st.ctwall();
+    let pos = ok(&n, ct.reload(&configs::broken()));
+    let file = ct.config.to_string_lossy().into_owned();
+    let want = format!("{file}:{}:", configs::BROKEN_LINE);
+    let want_short = format!("ctwall.ron:{}:", configs::BROKEN_LINE);
+    let line = ct.proc.wait_line(pos, Duration::from_secs(10), |l| l.contains(&want) || l.contains(&want_short));
+    ok(&n, line.map_err(|e| format!("no log line naming {want} after the bad reload: {e}")));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ct.proc.exited().is_none(), "{n}: ctwall exited after a bad reload:\n{}", ct.log());
+    let t = &st.topo;
+    ok(&n, t.ping_ok(&t.a, B_IP));
+    ok(&n, t.ping_blocked(&t.b, A_IP));
+    // A new TCP connection from inside still works too (the old rules, not an empty set).
+    let _echo = ok(&n, t.peer_spawn(&t.b, &["tcp-listen", "--bind", B_IP, "--port", "8082"]));
+    let r = ok(
+        &n,
+        t.peer_run(&t.a, &["tcp-connect", "--dst", B_IP, "--port", "8082", "--timeout", "3"], Duration::from_secs(10)),
+    );
+    assert_eq!(s(&r, "result"), "connected", "{n}: {r}");
+}
+ctwall_only!(bad_reload_keeps_rules, bad_reload_body, configs::example());
+
+// ------------------------------------------------------------------------------------------
+// 11. SIGTERM: exit 0 within a few seconds, no XDP program left on the ports.
+
+fn shutdown_body(st: &mut Setup) {
+    let n = st.test.clone();
+    ok(&n, st.topo.ping_ok(&st.topo.a, B_IP));
+    for ifc in [configs::INSIDE, configs::OUTSIDE] {
+        let att = ok(&n, st.topo.xdp_attached(ifc));
+        assert!(att.is_some(), "{n}: no XDP program on {ifc} while ctwall runs (ip -d link show)");
+    }
+    let ct = st.ctwall();
+    ok(&n, ct.proc.signal("TERM"));
+    let status = ct.proc.wait_exit(Duration::from_secs(5));
+    let log = ct.log();
+    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
+    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    for ifc in [configs::INSIDE, configs::OUTSIDE] {
+        if let Some(text) = ok(&n, st.topo.xdp_attached(ifc)) {
+            panic!("{n}: an XDP program is still attached to {ifc} after shutdown:\n{text}");
+        }
+    }
+}
+ctwall_only!(clean_shutdown_detaches_xdp, shutdown_body, configs::example());
