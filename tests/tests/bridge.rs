@@ -432,3 +432,15 @@ fn shutdown_body(st: &mut Setup) {
     }
 }
 ctwall_only!(clean_shutdown_detaches_xdp, shutdown_body, configs::example());
+
+// ------------------------------------------------------------------------------------------
+// No root needed: the configurations themselves.
+
+/// The broken configuration fails on the line the bad-reload test looks for.
+#[test]
+fn broken_config_fails_on_its_line() {
+    let path = std::path::Path::new("ctwall.ron");
+    let err = config::Config::parse(&configs::broken(), path).expect_err("the broken config parses");
+    assert_eq!(err.line, configs::BROKEN_LINE, "{err}");
+    assert!(err.to_string().starts_with(&format!("ctwall.ron:{}:", configs::BROKEN_LINE)), "{err}");
+}

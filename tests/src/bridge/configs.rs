@@ -74,13 +74,13 @@ pub fn example_reloaded_no_icmp() -> FwConfig {
 }
 
 /// The line of [`broken`] that holds the syntax error (1-based).
-pub const BROKEN_LINE: usize = 3;
+pub const BROKEN_LINE: usize = 2;
 
 /// [`example`] with a syntax error on line [`BROKEN_LINE`].
 pub fn broken() -> String {
     let good = example().ron;
     let mut lines: Vec<&str> = good.lines().collect();
-    lines.insert(BROKEN_LINE - 1, "  this is @@ not RON,");
+    lines.insert(BROKEN_LINE - 1, "  @@ this is not RON @@");
     lines.join("\n") + "\n"
 }
 
