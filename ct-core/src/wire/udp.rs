@@ -54,24 +54,52 @@ impl<'a> UdpDgram<'a> {
 mod tests {
     use super::*;
 
-    static DGRAM: [u8; 12] = [0x14, 0xe9, 0x00, 0x35, 0x00, 0x0c, 0xab, 0xcd, b'a', b'b', b'c', b'd'];
+    // 5353 -> 53, length 12, checksum 0xabcd, "abcd".
+    static PACKET_BYTES: [u8; 12] = [0x14, 0xe9, 0x00, 0x35, 0x00, 0x0c, 0xab, 0xcd, b'a', b'b', b'c', b'd'];
 
     #[test]
-    fn parse_and_padding() {
-        let d = UdpDgram::parse(&DGRAM).unwrap();
+    fn parse_basic() {
+        let d = UdpDgram::parse(&PACKET_BYTES).unwrap();
         assert_eq!((d.sport, d.dport, d.length, d.checksum, d.payload), (5353, 53, 12, 0xabcd, &b"abcd"[..]));
-        let mut padded = DGRAM.to_vec();
+    }
+
+    #[test]
+    fn trailing_bytes_ignored() {
+        let mut padded = PACKET_BYTES.to_vec();
         padded.extend_from_slice(&[0; 6]);
         assert_eq!(UdpDgram::parse(&padded).unwrap().payload, b"abcd");
     }
 
     #[test]
-    fn bad_lengths() {
-        assert_eq!(UdpDgram::parse(&DGRAM[..7]).unwrap_err(), InvalidReason::UdpTruncated);
-        assert_eq!(UdpDgram::parse(&DGRAM[..11]).unwrap_err(), InvalidReason::UdpBadLength);
-        let mut d = DGRAM;
-        d[5] = 7;
-        assert_eq!(UdpDgram::parse(&d).unwrap_err(), InvalidReason::UdpBadLength);
-        assert_eq!(UdpDgram::parse_quoted(&DGRAM[..8]).unwrap().dport, 53);
+    fn truncated_variants() {
+        for n in 0..HEADER_LEN {
+            assert_eq!(UdpDgram::parse(&PACKET_BYTES[..n]).unwrap_err(), InvalidReason::UdpTruncated, "len {n}");
+            assert_eq!(UdpDgram::parse_quoted(&PACKET_BYTES[..n]).unwrap_err(), InvalidReason::UdpTruncated);
+        }
+        // The length field says 12: anything shorter is cut.
+        for n in HEADER_LEN..12 {
+            assert_eq!(UdpDgram::parse(&PACKET_BYTES[..n]).unwrap_err(), InvalidReason::UdpBadLength, "len {n}");
+            // A quote needs only the header.
+            let q = UdpDgram::parse_quoted(&PACKET_BYTES[..n]).unwrap();
+            assert_eq!((q.sport, q.dport, q.length, q.payload), (5353, 53, 12, &[][..]));
+        }
+    }
+
+    #[test]
+    fn length_field() {
+        for (len, ok) in [(0u16, false), (7, false), (8, true), (11, true), (12, true), (13, false), (0xffff, false)] {
+            let mut d = PACKET_BYTES;
+            d[4..6].copy_from_slice(&len.to_be_bytes());
+            match UdpDgram::parse(&d) {
+                Ok(u) => {
+                    assert!(ok, "length {len}");
+                    assert_eq!(u.payload, &PACKET_BYTES[8..usize::from(len)]);
+                }
+                Err(e) => {
+                    assert!(!ok, "length {len}");
+                    assert_eq!(e, InvalidReason::UdpBadLength);
+                }
+            }
+        }
     }
 }
