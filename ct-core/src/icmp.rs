@@ -3,6 +3,7 @@
 //! are untracked, and which are INVALID outright.
 
 use crate::invalid::InvalidReason;
+use crate::wire::icmp::is_v4_error;
 
 /// `NR_ICMP_TYPES`: ICMPv4 types above this are INVALID.
 pub const NR_ICMP_TYPES: u8 = 18;
@@ -18,12 +19,6 @@ pub enum IcmpClass {
     Query,
     /// ND / MLD: never tracked.
     Untracked,
-}
-
-/// `icmp_is_err()`: destination unreachable, source quench, redirect, time
-/// exceeded, parameter problem.
-pub const fn is_v4_error(ty: u8) -> bool {
-    matches!(ty, 3 | 4 | 5 | 11 | 12)
 }
 
 /// Classify an ICMPv4 message (`nf_conntrack_icmpv4_error`).

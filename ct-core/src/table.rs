@@ -338,9 +338,23 @@ impl Conntrack {
                 }
                 L4::Tcp(seg)
             }
-            (proto::UDP | proto::UDPLITE, _) => {
+            (proto::UDP, _) => {
                 let d = UdpDgram::parse(ip.l4)?;
                 if verify && d.checksum != 0 && !checksum::l4_ok(ip) {
+                    return Err(InvalidReason::UdpBadChecksum);
+                }
+                L4::Udp
+            }
+            (proto::UDPLITE, _) => {
+                // `udplite_error`: the length field is the checksum coverage
+                // (0 = everything); a checksum is mandatory. The partial
+                // coverage checksum itself is not verified here.
+                let d = UdpDgram::parse_quoted(ip.l4)?;
+                let cov = usize::from(d.length);
+                if cov != 0 && (cov < 8 || cov > ip.l4.len()) {
+                    return Err(InvalidReason::UdpBadLength);
+                }
+                if d.checksum == 0 {
                     return Err(InvalidReason::UdpBadChecksum);
                 }
                 L4::Udp

@@ -365,3 +365,19 @@ fn gc_reaps_expired_with_bounded_work() {
     assert_eq!(h.ct.gc(Instant::from_secs(31), 100), 6);
     assert_eq!(h.ct.count(), 0);
 }
+
+#[test]
+fn udplite_coverage_and_mandatory_checksum() {
+    let mut h = H::new(CtConfig::default());
+    let lite = |cov: u16, csum: u16| {
+        let mut l4 = vec![0x13, 0x88, 0x13, 0x89];
+        l4.extend_from_slice(&cov.to_be_bytes());
+        l4.extend_from_slice(&csum.to_be_bytes());
+        l4.extend_from_slice(b"data");
+        ipv4(C, S, proto::UDPLITE, &l4)
+    };
+    assert_eq!(h.pass(&lite(0, 0x1234), 0).state, CtState::New, "coverage 0 = whole datagram");
+    assert_eq!(h.pass(&lite(8, 0), 0).reason, Some(InvalidReason::UdpBadChecksum));
+    assert_eq!(h.pass(&lite(4, 0x1234), 0).reason, Some(InvalidReason::UdpBadLength));
+    assert_eq!(h.pass(&lite(13, 0x1234), 0).reason, Some(InvalidReason::UdpBadLength));
+}
