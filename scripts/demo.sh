@@ -25,6 +25,9 @@ ip link add va netns "$a" type veth peer name vb netns "$b"
 ip -n "$a" addr add 10.0.1.2/24 dev va; ip -n "$b" addr add 10.0.1.3/24 dev vb
 ip -n "$a" link set va up; ip -n "$b" link set vb up
 ip -n "$a" link set lo up; ip -n "$b" link set lo up
+# veth offloads TX checksums: captured segments would carry partial sums.
+ip netns exec "$a" ethtool -K va tx off >/dev/null
+ip netns exec "$b" ethtool -K vb tx off >/dev/null
 
 ip netns exec "$a" tcpdump -q -U -i va -w "$work/demo.pcap" 2>/dev/null & dump=$!
 mkdir -p "$work/www"; echo "hello through ctwall" > "$work/www/index.html"
