@@ -9,10 +9,14 @@
 //!   timestamps (replay).
 //! * [`mem::MemIo`]: frames from a queue in memory (tests, benchmarks), with
 //!   the forwarded frames collected per port.
-#![forbid(unsafe_code)]
+//! * [`xdp::XdpIo`] (feature `af-xdp`): AF_XDP sockets on two interfaces
+//!   sharing one UMEM; the only `unsafe` of the crate.
+#![deny(unsafe_code)]
 
 pub mod mem;
 pub mod pcap;
+#[cfg(feature = "af-xdp")]
+pub mod xdp;
 
 use std::io;
 
