@@ -11,20 +11,58 @@
 //!     conntrack: (tcp_timeout_established: 7200, tcp_loose: true),
 //!     // like nftables `ct helper set`: explicit, by protocol and port
 //!     helpers: [(helper: "ftp", ports: [21]), (helper: "tftp", ports: [69])],
+//!     interfaces: (inside: "veth-in", outside: "veth-out"),
+//!     filter: (
+//!         outside_to_inside: (policy: "drop", rules: [
+//!             (name: "est", match: (ctstate: ["ESTABLISHED", "RELATED"]), action: "accept"),
+//!         ]),
+//!     ),
 //! )
 //! ```
+//!
+//! `Option` fields may be written bare (`name: "est"`) or as `Some(...)`.
 #![forbid(unsafe_code)]
+
+mod rules;
+
+pub use rules::*;
 
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub conntrack: Conntrack,
     pub helpers: Helpers,
+    /// The two bridged interfaces.
+    pub interfaces: Interfaces,
+    /// AF_XDP settings.
+    pub xdp: Xdp,
+    /// Bridge frames that are neither IPv4 nor IPv6 (ARP, LLDP, ...);
+    /// `false` drops them.
+    pub bridge_non_ip: bool,
+    /// The pre-tracking stage (like the iptables raw table): first match wins.
+    pub raw: Vec<RawRule>,
+    /// The filter stage, after tracking.
+    pub filter: Filter,
+}
+
+impl Default for Config {
+    /// Kernel defaults, FTP/TFTP helpers, and a ruleset accepting everything.
+    fn default() -> Self {
+        Config {
+            conntrack: Conntrack::default(),
+            helpers: Helpers::default(),
+            interfaces: Interfaces::default(),
+            xdp: Xdp::default(),
+            bridge_non_ip: true,
+            raw: Vec::new(),
+            filter: Filter::default(),
+        }
+    }
 }
 
 /// A timeout in whole seconds, at least 1.
@@ -235,12 +273,16 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parse RON text; `file` names the source in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        ron::Options::default().from_str::<Config>(text).map_err(|e| ConfigError {
-            file: file.to_path_buf(),
-            line: e.position.line,
-            col: e.position.col,
-            message: describe(&e.code),
-        })
+        let _names = rules::NameScope::enter();
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str::<Config>(text)
+            .map_err(|e| ConfigError {
+                file: file.to_path_buf(),
+                line: e.position.line,
+                col: e.position.col,
+                message: describe(&e.code),
+            })
     }
 
     /// Read and parse a file.
@@ -253,6 +295,68 @@ impl Config {
         })?;
         Config::parse(&text, path)
     }
+
+    /// Check that both interfaces exist (in `/sys/class/net`). `file` is the
+    /// configuration the settings came from: the error points at the
+    /// `inside:` / `outside:` field when the file names it.
+    pub fn check_interfaces_exist(&self, file: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        self.check_interfaces_in(Path::new("/sys/class/net"), &text, file)
+    }
+
+    /// [`Config::check_interfaces_exist`] against another directory of
+    /// interfaces and the configuration's text.
+    pub fn check_interfaces_in(&self, sys_class_net: &Path, text: &str, file: &Path) -> Result<(), ConfigError> {
+        for (key, name) in [("inside", &self.interfaces.inside), ("outside", &self.interfaces.outside)] {
+            if !sys_class_net.join(&name.0).exists() {
+                let (line, col) = find_key(text, "interfaces", key).unwrap_or((0, 0));
+                return Err(ConfigError {
+                    file: file.to_path_buf(),
+                    line,
+                    col,
+                    message: format!("expected an existing network interface as {key}, but there is no {:?}", name.0),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of `key:` after `section:` in RON text (skipping
+/// `//` comments), for errors about values that exist only at runtime.
+fn find_key(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut from = 0;
+        if !in_section {
+            if let Some(p) = find_ident(code, section) {
+                in_section = true;
+                from = p + section.len();
+            }
+        }
+        if in_section {
+            if let Some(p) = find_ident(&code[from..], key) {
+                return Some((i + 1, from + p + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Byte offset of `ident` followed by optional spaces and ':' and not part of a longer identifier.
+fn find_ident(s: &str, ident: &str) -> Option<usize> {
+    let mut start = 0;
+    while let Some(p) = s[start..].find(ident) {
+        let at = start + p;
+        let before_ok = at == 0 || !s.as_bytes()[at - 1].is_ascii_alphanumeric() && s.as_bytes()[at - 1] != b'_';
+        let rest = s[at + ident.len()..].trim_start();
+        if before_ok && rest.starts_with(':') {
+            return Some(at);
+        }
+        start = at + ident.len();
+    }
+    None
 }
 
 fn describe(code: &ron::Error) -> String {
