@@ -23,8 +23,10 @@
 //! `Option` fields may be written bare (`name: "est"`) or as `Some(...)`.
 #![forbid(unsafe_code)]
 
+mod mgmt;
 mod rules;
 
+pub use mgmt::*;
 pub use rules::*;
 
 use serde::Deserialize;
@@ -48,6 +50,8 @@ pub struct Config {
     pub raw: Vec<RawRule>,
     /// The filter stage, after tracking.
     pub filter: Filter,
+    /// The management plane (own addresses, HTTP service); none by default.
+    pub mgmt: Option<Mgmt>,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             bridge_non_ip: true,
             raw: Vec::new(),
             filter: Filter::default(),
+            mgmt: None,
         }
     }
 }
