@@ -5,7 +5,7 @@
 
 use crate::expect::Expectation;
 use crate::status::Status;
-use crate::table::{Counter, Entry, ProtoState};
+use crate::table::{Counter, CtEvent, Entry, EventKind, ProtoState};
 use crate::time::Instant;
 use crate::tuple::{proto, proto_name, Tuple, L3};
 use core::fmt::Write;
@@ -142,6 +142,42 @@ pub fn conntrack_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
     out
 }
 
+/// One line of `conntrack -E` output (libnetfilter_conntrack's default
+/// event format): `[NEW] tcp      6 120 SYN_SENT src=… [UNREPLIED] src=…`.
+/// DESTROY lines carry no timeout; a mark and a zone are printed when they
+/// are not zero, as ctnetlink puts them in events only then.
+pub fn event_line(ev: &CtEvent, opts: &ListOptions) -> String {
+    let e = &ev.entry;
+    let mut out = String::with_capacity(200);
+    let tag = format!("[{}]", ev.kind.name());
+    let _ = write!(out, "{tag:>9} {:<8} {} ", proto_name(e.orig.proto), e.orig.proto);
+    if let (Some(left), false) = (ev.remaining, ev.kind == EventKind::Destroy) {
+        let _ = write!(out, "{} ", left.as_secs());
+    }
+    if let Some(st) = e.tcp_state() {
+        let _ = write!(out, "{} ", st.name());
+    }
+    write_tuple(&mut out, &e.orig, AddrStyle::Ntop);
+    write_counter(&mut out, &e.counters[0], opts);
+    if !e.status.contains(Status::SEEN_REPLY) {
+        out.push_str("[UNREPLIED] ");
+    }
+    write_tuple(&mut out, &e.reply, AddrStyle::Ntop);
+    write_counter(&mut out, &e.counters[1], opts);
+    flag_assured(&mut out, e.status);
+    if e.mark != 0 {
+        let _ = write!(out, "mark={} ", e.mark);
+    }
+    if e.zone != 0 {
+        let _ = write!(out, "zone={} ", e.zone);
+    }
+    if let Some(h) = &e.helper {
+        let _ = write!(out, "helper={} ", h.name);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
 /// One line of `/proc/net/nf_conntrack_expect`.
 pub fn expect_line(x: &Expectation, now: Instant) -> String {
     let mut out = String::with_capacity(120);
@@ -236,6 +272,27 @@ mod tests {
         assert!(l.contains("type=129 code=0 id=77 mark=0"), "{l}");
         let c = conntrack_line(&e, Instant::ZERO, &ListOptions::default());
         assert!(c.contains("src=fd00:1::2 dst=fd00:2::2 type=128"), "{c}");
+    }
+
+    #[test]
+    fn event_lines_follow_conntrack_e() {
+        let mut e = udp_entry();
+        e.status.remove(Status::SEEN_REPLY);
+        let opts = ListOptions::default();
+        let new = CtEvent { kind: EventKind::New, entry: e.clone(), remaining: Some(Duration::from_millis(29_900)) };
+        assert_eq!(
+            event_line(&new, &opts),
+            "    [NEW] udp      17 29 src=10.0.1.2 dst=10.0.2.2 sport=5353 dport=53 [UNREPLIED] src=10.0.2.2 \
+             dst=10.0.1.2 sport=53 dport=5353"
+        );
+        e.status |= Status::SEEN_REPLY | Status::ASSURED;
+        e.mark = 3;
+        let gone = CtEvent { kind: EventKind::Destroy, entry: e, remaining: None };
+        assert_eq!(
+            event_line(&gone, &ListOptions { counters: true }),
+            "[DESTROY] udp      17 src=10.0.1.2 dst=10.0.2.2 sport=5353 dport=53 packets=3 bytes=164 src=10.0.2.2 \
+             dst=10.0.1.2 sport=53 dport=5353 packets=2 bytes=112 [ASSURED] mark=3"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::wire::icmp::IcmpMsg;
 use crate::wire::udp::UdpDgram;
 use crate::wire::{checksum, parse_quoted_ip, Fragment, IpPacket, TcpSeg};
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Protocol state stored inline in an entry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -182,6 +182,66 @@ pub struct Stats {
     pub untracked: u64,
 }
 
+/// What happened to a connection (`conntrack -E`'s `[NEW]`, `[UPDATE]`,
+/// `[DESTROY]`; K-CORE `nf_conntrack_event_cache`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// The entry was confirmed (`IPCT_NEW`).
+    New,
+    /// It saw its first reply, became ASSURED, or its TCP state changed
+    /// (`IPCT_REPLY`, `IPCT_ASSURED`, `IPCT_PROTOINFO`).
+    Update,
+    /// A confirmed entry was removed: expiry, eviction, TCP re-open or
+    /// [`Conntrack::kill`] (`IPCT_DESTROY`).
+    Destroy,
+}
+
+impl EventKind {
+    /// The tag `conntrack -E` prints, without brackets.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::New => "NEW",
+            EventKind::Update => "UPDATE",
+            EventKind::Destroy => "DESTROY",
+        }
+    }
+}
+
+/// One connection event with a snapshot of the entry as it was then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtEvent {
+    pub kind: EventKind,
+    pub entry: Entry,
+    /// Time left at the event; `None` for DESTROY (conntrack -E prints no
+    /// timeout there).
+    pub remaining: Option<Duration>,
+}
+
+/// The bounded event queue of [`Conntrack::enable_events`]: when it is
+/// full, new events are dropped and counted (as a netlink listener that
+/// does not read gets `ENOBUFS`).
+#[derive(Clone, Debug)]
+struct EventRing {
+    queue: VecDeque<CtEvent>,
+    cap: usize,
+    lost: u64,
+}
+
+impl EventRing {
+    fn push(&mut self, ev: CtEvent) {
+        if self.queue.len() < self.cap {
+            self.queue.push_back(ev);
+        } else {
+            self.lost += 1;
+        }
+    }
+}
+
+/// The parts of an entry whose change is an UPDATE event.
+fn update_key(e: &Entry) -> (Status, Option<TcpConntrack>) {
+    (e.status & (Status::SEEN_REPLY | Status::ASSURED), e.tcp_state())
+}
+
 /// Why an expectation could not be registered.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ExpectError {
@@ -227,6 +287,8 @@ pub struct Conntrack {
     evict_cursor: usize,
     stats: Stats,
     invalid: InvalidCounters,
+    /// Connection events, when enabled.
+    events: Option<EventRing>,
 }
 
 impl Conntrack {
@@ -242,7 +304,27 @@ impl Conntrack {
             evict_cursor: 0,
             stats: Stats::default(),
             invalid: InvalidCounters::default(),
+            events: None,
         }
+    }
+
+    /// Record connection events ([`CtEvent`]) in a queue of at most `cap`
+    /// events, to be taken with [`Conntrack::drain_events`]; `cap == 0`
+    /// turns recording off (the default) and forgets queued events.
+    pub fn enable_events(&mut self, cap: usize) {
+        self.events = (cap > 0).then(|| EventRing { queue: VecDeque::with_capacity(cap.min(1024)), cap, lost: 0 });
+    }
+
+    /// Move the queued events, oldest first, to the end of `out`.
+    pub fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
+        if let Some(r) = self.events.as_mut() {
+            out.extend(r.queue.drain(..));
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn events_lost(&self) -> u64 {
+        self.events.as_ref().map_or(0, |r| r.lost)
     }
 
     pub fn config(&self) -> &CtConfig {
@@ -424,6 +506,7 @@ impl Conntrack {
             return Err(InvalidReason::TcpInvalidTransition);
         };
         let info = ctinfo(e.status, dir);
+        let before = self.events.is_some().then(|| update_key(e));
         let mut delete = false;
         let cx = TcpCx { dir, status: e.status, confirmed: true, remaining: e.remaining(now) };
         match (&mut e.proto, l4) {
@@ -476,6 +559,11 @@ impl Conntrack {
         }
         if dir == Dir::Reply {
             e.status |= Status::SEEN_REPLY;
+        }
+        if let (Some(before), Some(ring)) = (before, self.events.as_mut()) {
+            if !delete && update_key(e) != before {
+                ring.push(CtEvent { kind: EventKind::Update, entry: e.clone(), remaining: Some(e.remaining(now)) });
+            }
         }
         if delete {
             self.kill(id);
@@ -610,7 +698,7 @@ impl Conntrack {
 
     /// Confirm the entry the packet created, after the ruleset accepted it
     /// (and its helper ran). A no-op for packets of confirmed entries.
-    pub fn confirm(&mut self, out: &Outcome, _now: Instant) {
+    pub fn confirm(&mut self, out: &Outcome, now: Instant) {
         let Some(id) = out.conn.filter(|_| out.new) else { return };
         let Some(e) = self.entry(id) else { return };
         let keys = [((e.zone, e.orig), Dir::Original), ((e.zone, e.reply), Dir::Reply)];
@@ -627,6 +715,11 @@ impl Conntrack {
             e.status |= Status::CONFIRMED;
         }
         self.stats.insert += 1;
+        if let Some(ring) = self.events.as_mut() {
+            if let Some(e) = self.slots[id.slot as usize].entry.as_ref() {
+                ring.push(CtEvent { kind: EventKind::New, entry: e.clone(), remaining: Some(e.remaining(now)) });
+            }
+        }
     }
 
     /// Forget the unconfirmed entry of a dropped packet.
@@ -679,6 +772,9 @@ impl Conntrack {
             self.index.remove(&(e.zone, e.orig));
             self.index.remove(&(e.zone, e.reply));
             self.stats.delete += 1;
+            if let Some(ring) = self.events.as_mut() {
+                ring.push(CtEvent { kind: EventKind::Destroy, entry: e, remaining: None });
+            }
         }
         let before = self.expects.len();
         self.expects.retain(|x| x.master != id);
