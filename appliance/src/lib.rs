@@ -8,5 +8,8 @@
 
 pub mod bridge;
 pub mod pipeline;
+pub mod reject;
 pub mod replay;
+pub mod rules;
+pub mod run;
 pub mod settings;

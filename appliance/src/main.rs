@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 use appliance::replay::{self, Format, ReplayOptions};
+use appliance::rules::Ruleset;
+use appliance::{run, settings};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -36,11 +38,48 @@ enum Cmd {
         /// The capture file.
         trace: PathBuf,
     },
-    /// Validate a configuration file without running.
+    /// Validate a configuration file without running: syntax, every field,
+    /// and that the interfaces exist on this machine.
     Check {
         /// The configuration file (RON).
         file: PathBuf,
+        /// Do not look for the interfaces (a file for another machine).
+        #[arg(long)]
+        skip_interfaces: bool,
     },
+    /// Bridge the two interfaces with AF_XDP, tracking and filtering every IP packet.
+    /// SIGHUP reloads the rules (the connection table stays); SIGINT/SIGTERM stop.
+    Run {
+        /// The configuration file (RON).
+        #[arg(long)]
+        config: PathBuf,
+        /// The inside interface (overrides `interfaces.inside`).
+        #[arg(long)]
+        inside: Option<String>,
+        /// The outside interface (overrides `interfaces.outside`).
+        #[arg(long)]
+        outside: Option<String>,
+    },
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`), `NO_COLOR` turns colour off.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let color = std::env::var_os("NO_COLOR").is_none() && io::IsTerminal::is_terminal(&io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).with_ansi(color).init();
+}
+
+fn check(file: &std::path::Path, skip_interfaces: bool) -> Result<(), String> {
+    let cfg = config::Config::load(file).map_err(|e| e.to_string())?;
+    if !skip_interfaces {
+        cfg.check_interfaces_exist(file).map_err(|e| e.to_string())?;
+    }
+    settings::helper_registry(&cfg).map_err(|e| format!("{}: helpers: {e}", file.display()))?;
+    let rules = Ruleset::compile(&cfg);
+    let n = rules.counters().len();
+    println!("{}: ok ({} rules and policies)", file.display(), n);
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -56,13 +95,11 @@ fn main() -> ExitCode {
             let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
             replay::run(&opts, &mut out).map(|_| ()).map_err(|e| e.to_string())
         }
-        Cmd::Check { file } => match config::Config::load(&file) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        },
+        Cmd::Check { file, skip_interfaces } => check(&file, skip_interfaces),
+        Cmd::Run { config, inside, outside } => {
+            init_tracing();
+            run::run(&run::RunOptions { config, inside, outside })
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,6 +52,17 @@ pub trait Policy {
     fn filter(&self, view: &FrameView<'_>, now: Instant) -> Verdict;
 }
 
+/// A shared ruleset (the run loop keeps a handle to read its counters).
+impl<P: Policy + ?Sized> Policy for std::sync::Arc<P> {
+    fn raw(&self, port: PortId, vlan: Option<u16>, ip: &IpPacket<'_>) -> RawDecision {
+        (**self).raw(port, vlan, ip)
+    }
+
+    fn filter(&self, view: &FrameView<'_>, now: Instant) -> Verdict {
+        (**self).filter(view, now)
+    }
+}
+
 /// Accept everything: the default configuration without rules.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct AcceptAll;
@@ -152,6 +163,12 @@ impl Pipeline {
 
     pub fn stats(&self) -> &PipelineStats {
         &self.stats
+    }
+
+    /// New tracker settings (timeouts, knobs) for future packets; entries
+    /// keep their deadlines.
+    pub fn set_ct_config(&mut self, cfg: ct_core::CtConfig) {
+        self.ct.set_config(cfg);
     }
 
     /// INVALID counters of the tracker and of the wire walk, added up.

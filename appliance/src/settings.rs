@@ -62,3 +62,29 @@ pub fn helper_registry(c: &Config) -> Result<HelperRegistry, RegistryError> {
     }
     Ok(b.build())
 }
+
+/// The AF_XDP settings of a configuration.
+pub fn xdp_config(c: &Config) -> rings::xdp::XdpConfig {
+    let x = &c.xdp;
+    rings::xdp::XdpConfig {
+        inside: c.interfaces.inside.0.clone(),
+        outside: c.interfaces.outside.0.clone(),
+        queue: x.queue,
+        frame_count: x.frames.0,
+        frame_size: x.frame_size.0,
+        rx_size: x.ring_size.0,
+        tx_size: x.ring_size.0,
+        fill_size: x.ring_size.0,
+        comp_size: x.ring_size.0,
+        mode: match x.mode {
+            config::XdpMode::Auto => rings::xdp::XdpMode::Auto,
+            config::XdpMode::Native => rings::xdp::XdpMode::Native,
+            config::XdpMode::Generic => rings::xdp::XdpMode::Generic,
+        },
+        zero_copy: match x.zero_copy {
+            config::ZeroCopy::Auto => rings::xdp::ZeroCopy::Auto,
+            config::ZeroCopy::On => rings::xdp::ZeroCopy::On,
+            config::ZeroCopy::Off => rings::xdp::ZeroCopy::Off,
+        },
+    }
+}

@@ -137,8 +137,17 @@ fn missing_and_corrupt_captures_fail_cleanly() {
 fn check_reports_file_line_col() {
     let good = tmp("good.ron");
     std::fs::write(&good, "(conntrack: (tcp_loose: false), helpers: [(helper: \"ftp\", ports: [21])])").unwrap();
-    let out = ctwall(&["check", good.to_str().unwrap()]);
-    assert!(out.status.success());
+    let out = ctwall(&["check", "--skip-interfaces", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The interfaces must exist (unless skipped): the error names the line of the missing one.
+    let ifs = tmp("ifs.ron");
+    std::fs::write(&ifs, "(\n  interfaces: (inside: \"lo\",\n    outside: \"ctw-nope0\"),\n)").unwrap();
+    let out = ctwall(&["check", ifs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:", ifs.display())) && err.contains("ctw-nope0"), "{err}");
+    assert!(ctwall(&["check", "--skip-interfaces", ifs.to_str().unwrap()]).status.success());
 
     let bad = tmp("bad.ron");
     std::fs::write(&bad, "(\n  conntrack: (\n    udp_timeout: 0,\n  ),\n)").unwrap();

@@ -36,13 +36,13 @@ fn ron(ftp: bool, extra_inside_rule: &str) -> String {
 {helpers}
   filter: (
     inside_to_outside: (policy: "accept", rules: [
-      (name: "invalid", match: (ctstate: ["INVALID"]), action: "drop"),
-      (name: "not-syn", match: (ctstate: ["NEW"], proto: "tcp", syn: false), action: "drop"),{extra_inside_rule}
+      (name: "in-invalid", match: (ctstate: ["INVALID"]), action: "drop"),
+      (name: "in-not-syn", match: (ctstate: ["NEW"], proto: "tcp", syn: false), action: "drop"),{extra_inside_rule}
     ]),
     outside_to_inside: (policy: "drop", rules: [
-      (name: "invalid", match: (ctstate: ["INVALID"]), action: "drop"),
-      (name: "est", match: (ctstate: ["ESTABLISHED"]), action: "accept"),
-      (name: "rel", match: (ctstate: ["RELATED"]), action: "accept"),
+      (name: "out-invalid", match: (ctstate: ["INVALID"]), action: "drop"),
+      (name: "out-est", match: (ctstate: ["ESTABLISHED"]), action: "accept"),
+      (name: "out-rel", match: (ctstate: ["RELATED"]), action: "accept"),
     ]),
   ),
 )
@@ -67,7 +67,7 @@ pub fn example_without_ftp_helper() -> FwConfig {
 /// the test observes (ping A→B stops working) to know that the reload took effect.
 pub fn example_reloaded_no_icmp() -> FwConfig {
     FwConfig {
-        ron: ron(true, "\n      (name: \"no-icmp\", match: (proto: \"icmp\"), action: \"drop\"),"),
+        ron: ron(true, "\n      (name: \"in-no-icmp\", match: (proto: \"icmp\"), action: \"drop\"),"),
         ftp_helper: true,
         drop_icmp_out: true,
     }

@@ -1,0 +1,170 @@
+//! `ctwall run`: the appliance. Loads the configuration, attaches AF_XDP
+//! to both ports, bridges until SIGINT/SIGTERM, reloads the rules on SIGHUP.
+
+use crate::bridge::Bridge;
+use crate::pipeline::Pipeline;
+use crate::rules::Ruleset;
+use crate::{reject, settings};
+use config::{Config, ConfigError, IfName};
+use ct_core::table::Conntrack;
+use ct_core::Instant;
+use rings::xdp::XdpIo;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// Command-line options of `ctwall run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    /// Overrides `interfaces.inside`.
+    pub inside: Option<String>,
+    /// Overrides `interfaces.outside`.
+    pub outside: Option<String>,
+}
+
+/// How long the idle loop sleeps in `poll(2)` when no frame is pending.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// Log the counters this often while running.
+const STATS_EVERY: Duration = Duration::from_secs(60);
+
+/// Load the configuration, apply the command-line interface names and check
+/// that both interfaces exist.
+pub fn load(opts: &RunOptions) -> Result<Config, String> {
+    let mut cfg = Config::load(&opts.config).map_err(|e| e.to_string())?;
+    let mut from_file = true;
+    for (flag, value, slot) in [
+        ("--inside", &opts.inside, &mut cfg.interfaces.inside),
+        ("--outside", &opts.outside, &mut cfg.interfaces.outside),
+    ] {
+        if let Some(v) = value {
+            *slot = IfName::try_from(v.clone()).map_err(|e| format!("{flag}: expected {e}"))?;
+            from_file = false;
+        }
+    }
+    if cfg.interfaces.inside == cfg.interfaces.outside {
+        return Err(format!(
+            "inside and outside are both {:?}; expected two different interfaces",
+            cfg.interfaces.inside.0
+        ));
+    }
+    if from_file {
+        cfg.check_interfaces_exist(&opts.config).map_err(|e: ConfigError| e.to_string())?;
+    } else {
+        for (what, name) in [("inside", &cfg.interfaces.inside), ("outside", &cfg.interfaces.outside)] {
+            if !std::path::Path::new("/sys/class/net").join(&name.0).exists() {
+                return Err(format!("{what} interface {:?} does not exist", name.0));
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// Run the bridge until SIGINT or SIGTERM.
+pub fn run(opts: &RunOptions) -> Result<(), String> {
+    let cfg = load(opts)?;
+    let rules = Arc::new(Ruleset::compile(&cfg));
+    let helpers = settings::helper_registry(&cfg).map_err(|e| format!("{}: helpers: {e}", opts.config.display()))?;
+    let pipeline = Pipeline::new(Conntrack::new(settings::ct_config(&cfg)), helpers);
+    let mut bridge = Bridge::new(pipeline, Box::new(Arc::clone(&rules)), cfg.bridge_non_ip, reject::build_reject);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(|e| format!("signal handler: {e}"))?;
+
+    let mut io = XdpIo::open(&settings::xdp_config(&cfg))
+        .map_err(|e| format!("AF_XDP on {} / {}: {e}", cfg.interfaces.inside, cfg.interfaces.outside))?;
+    info!(
+        config = %opts.config.display(),
+        inside = %cfg.interfaces.inside,
+        outside = %cfg.interfaces.outside,
+        mode = %io.mode_in_use(),
+        "ready: bridging"
+    );
+
+    let start = std::time::Instant::now();
+    let clock = || Instant::from_nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    let mut running = cfg;
+    let mut rules = rules;
+    let mut next_stats = STATS_EVERY;
+    // Relaxed: each flag is set by signal-hook's handler and read or cleared
+    // only here; it carries no data, so no other access pairs with it.
+    while !stop.load(Ordering::Relaxed) {
+        let n = bridge.poll(&mut io, clock()).map_err(|e| format!("packet I/O: {e}"))?;
+        if n == 0 {
+            io.wait(IDLE_WAIT).map_err(|e| format!("packet I/O: {e}"))?;
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            if let Some(r) = reload(opts, &mut running, &mut bridge) {
+                rules = r;
+            }
+        }
+        if start.elapsed() >= next_stats {
+            next_stats += STATS_EVERY;
+            log_stats(&bridge, &io, &rules);
+        }
+    }
+    log_stats(&bridge, &io, &rules);
+    drop(io);
+    info!("stopped; XDP programs detached");
+    Ok(())
+}
+
+fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
+    let p = bridge.pipeline.stats();
+    let b = bridge.stats();
+    let x = io.stats();
+    info!(
+        frames = p.frames,
+        forwarded = b.forwarded,
+        dropped = b.dropped,
+        rejected = b.rejected,
+        non_ip = p.non_ip,
+        table_full = p.table_full,
+        entries = bridge.pipeline.conntrack().count(),
+        tx_ring_full = x.tx_ring_full,
+        fill_starved = x.fill_starved,
+        log_suppressed = rules.log_suppressed(),
+        "counters"
+    );
+    for r in rules.counters() {
+        if r.packets > 0 {
+            info!(chain = r.chain, rule = %r.rule, action = r.action, packets = r.packets, bytes = r.bytes, "rule");
+        }
+    }
+}
+
+/// SIGHUP: re-read the file; on any error keep the running rules. Returns
+/// the new ruleset when it was installed.
+fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Option<Arc<Ruleset>> {
+    let new = match load(opts) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("reload refused, the running rules stay: {e}");
+            return None;
+        }
+    };
+    if new.interfaces != running.interfaces || new.xdp != running.xdp {
+        warn!("interfaces and AF_XDP settings change only with a restart; the running ones stay");
+    }
+    if new.helpers != running.helpers {
+        warn!("helper assignments change only with a restart; the running ones stay");
+    }
+    let rules = Arc::new(Ruleset::compile(&new));
+    bridge.set_policy(Box::new(Arc::clone(&rules)), new.bridge_non_ip);
+    bridge.pipeline.set_ct_config(settings::ct_config(&new));
+    info!(config = %opts.config.display(), "reloaded the rules; the connection table is untouched");
+    *running = Config {
+        interfaces: running.interfaces.clone(),
+        xdp: running.xdp.clone(),
+        helpers: running.helpers.clone(),
+        ..new
+    };
+    Some(rules)
+}
