@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bridge;
+pub mod ctl;
 pub mod mgmt;
 pub mod pipeline;
 pub mod reject;
