@@ -1,45 +1,81 @@
 #!/usr/bin/env bash
-# Demo: real traffic between two network namespaces (ping, HTTP with curl,
-# a UDP exchange) is captured and replayed through ctwall's pipeline with
-# the default configuration; prints the per-packet verdicts and the
-# conntrack table. Everything stays inside namespaces this script creates.
+# Demo: ctwall as a bump in the wire. Host A (inside) and host B (outside)
+# live in their own network namespaces on one subnet; ctwall bridges the
+# two veth ports of a third namespace with AF_XDP and the example rules
+# (config/examples/bridge.ron: inside may open anything, outside only gets
+# answers and RELATED traffic). Real ping, curl and UDP cross it; traffic the
+# rules refuse does not; SIGUSR1 prints the conntrack table. Everything stays
+# inside namespaces this script creates, and they are deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces, AF_XDP)" >&2; exit 1; }
 scripts/setup.sh
 cargo build --release --bins -q
+ctwall="$PWD/target/release/ctwall"
 
-tag="ctwdemo$$"
-a="${tag}a"; b="${tag}b"; work="$(mktemp -d)"
+tag="ctwd$$"
+a="${tag}a"; b="${tag}b"; fw="${tag}fw"; work="$(mktemp -d)"
+pids=()
 cleanup() {
-  [ -n "${dump:-}" ] && kill "$dump" 2>/dev/null || true
-  [ -n "${web:-}" ] && kill "$web" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   ip netns del "$a" 2>/dev/null || true
   ip netns del "$b" 2>/dev/null || true
+  ip netns del "$fw" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+step() { printf '\n== %s\n' "$*"; }
 
-ip netns add "$a"; ip netns add "$b"
-ip link add va netns "$a" type veth peer name vb netns "$b"
-ip -n "$a" addr add 10.0.1.2/24 dev va; ip -n "$b" addr add 10.0.1.3/24 dev vb
-ip -n "$a" link set va up; ip -n "$b" link set vb up
-ip -n "$a" link set lo up; ip -n "$b" link set lo up
-# veth offloads TX checksums: captured segments would carry partial sums.
-ip netns exec "$a" ethtool -K va tx off >/dev/null
-ip netns exec "$b" ethtool -K vb tx off >/dev/null
+# A --- (veth-in | ctwall | veth-out) --- B; the port names match the example config.
+ip netns add "$a"; ip netns add "$b"; ip netns add "$fw"
+ip link add a0 netns "$a" type veth peer name veth-in netns "$fw"
+ip link add b0 netns "$b" type veth peer name veth-out netns "$fw"
+ip -n "$a" addr add 10.0.0.1/24 dev a0
+ip -n "$b" addr add 10.0.0.2/24 dev b0
+for ns in "$a" "$b" "$fw"; do ip -n "$ns" link set lo up; done
+ip -n "$a" link set a0 up; ip -n "$b" link set b0 up
+ip -n "$fw" link set veth-in up; ip -n "$fw" link set veth-out up
+# veth offloads TX checksums; frames through AF_XDP would keep partial sums.
+ip netns exec "$a" ethtool -K a0 tx off >/dev/null
+ip netns exec "$b" ethtool -K b0 tx off >/dev/null
 
-ip netns exec "$a" tcpdump -q -U -i va -w "$work/demo.pcap" 2>/dev/null & dump=$!
+step "ctwall run --config config/examples/bridge.ron (in namespace $fw)"
+ip netns exec "$fw" env NO_COLOR=1 "$ctwall" run --config config/examples/bridge.ron >"$work/ctwall.out" 2>"$work/ctwall.log" &
+ctw=$!; pids+=("$ctw")
+for _ in $(seq 100); do grep -q ready "$work/ctwall.log" && break; sleep 0.1; done
+grep ready "$work/ctwall.log" || { cat "$work/ctwall.log"; exit 1; }
+
 mkdir -p "$work/www"; echo "hello through ctwall" > "$work/www/index.html"
-ip netns exec "$b" python3 -m http.server 8080 --bind 10.0.1.3 --directory "$work/www" >/dev/null 2>&1 & web=$!
+ip netns exec "$b" python3 -m http.server 8080 --bind 10.0.0.2 --directory "$work/www" >/dev/null 2>&1 &
+pids+=($!)
+ip netns exec "$b" python3 -c "
+import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('10.0.0.2',5353)); s.settimeout(20)
+d,a=s.recvfrom(100); s.sendto(d.upper(),a)" &
+pids+=($!)
 sleep 1
-ip netns exec "$a" ping -c 2 -i 0.2 10.0.1.3 >/dev/null
-ip netns exec "$a" curl -s --max-time 5 http://10.0.1.3:8080/ >/dev/null
-ip netns exec "$b" python3 -c "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('10.0.1.3',5353));s.settimeout(5);d,a=s.recvfrom(100);s.sendto(d,a)" & echo_srv=$!
-sleep 0.3
-ip netns exec "$a" python3 -c "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(5);s.sendto(b'q',('10.0.1.3',5353));s.recvfrom(100)"
-wait "$echo_srv"
-sleep 0.5; kill "$dump"; wait "$dump" 2>/dev/null || true; dump=""
 
-echo "== ctwall replay of real traffic captured between two namespaces =="
-./target/release/ctwall replay --format text "$work/demo.pcap"
+step "ping A -> B (inside opens: passes)"
+ip netns exec "$a" ping -c 3 -i 0.2 -W 1 10.0.0.2 | tail -2
+step "ping B -> A (outside may not open: dropped)"
+ip netns exec "$b" ping -c 2 -i 0.2 -W 1 10.0.0.1 | tail -2 || true
+step "curl from A to the web server on B"
+ip netns exec "$a" curl -sS --max-time 5 http://10.0.0.2:8080/
+step "UDP question from A, answer from B"
+ip netns exec "$a" python3 -c "
+import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5)
+s.sendto(b'hello',('10.0.0.2',5353)); print('answer:', s.recvfrom(100)[0].decode())"
+step "TCP from B to A port 113 (rule out-ident: reject, a RST comes back at once)"
+ip netns exec "$b" curl -sS --max-time 3 http://10.0.0.1:113/ 2>&1 || true
+step "TCP SYN from B to A port 22 (policy drop: times out)"
+ip netns exec "$b" curl -sS --max-time 2 http://10.0.0.1:22/ 2>&1 || true
+
+step "the conntrack table (kill -USR1), in conntrack -L format"
+kill -USR1 "$ctw"; sleep 0.5
+cat "$work/ctwall.out"
+
+step "stop (SIGTERM): counters and per-rule hits from the log"
+kill -TERM "$ctw"; wait "$ctw"
+grep -E "counters|rule|stopped" "$work/ctwall.log"

@@ -48,7 +48,8 @@ enum Cmd {
         skip_interfaces: bool,
     },
     /// Bridge the two interfaces with AF_XDP, tracking and filtering every IP packet.
-    /// SIGHUP reloads the rules (the connection table stays); SIGINT/SIGTERM stop.
+    /// SIGHUP reloads the rules (the connection table stays); SIGUSR1 prints the table
+    /// in `conntrack -L` format on stdout; SIGINT/SIGTERM stop and detach XDP.
     Run {
         /// The configuration file (RON).
         #[arg(long)]

@@ -1,5 +1,6 @@
 //! `ctwall run`: the appliance. Loads the configuration, attaches AF_XDP
-//! to both ports, bridges until SIGINT/SIGTERM, reloads the rules on SIGHUP.
+//! to both ports, bridges until SIGINT/SIGTERM, reloads the rules on SIGHUP,
+//! prints the connection table on SIGUSR1.
 
 use crate::bridge::Bridge;
 use crate::pipeline::Pipeline;
@@ -72,11 +73,13 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
+    let usr1 = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal handler: {e}"))?;
     }
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(|e| format!("signal handler: {e}"))?;
+    for (sig, flag) in [(signal_hook::consts::SIGHUP, &hup), (signal_hook::consts::SIGUSR1, &usr1)] {
+        signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal handler: {e}"))?;
+    }
 
     let mut io = XdpIo::open(&settings::xdp_config(&cfg))
         .map_err(|e| format!("AF_XDP on {} / {}: {e}", cfg.interfaces.inside, cfg.interfaces.outside))?;
@@ -105,6 +108,9 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
                 rules = r;
             }
         }
+        if usr1.swap(false, Ordering::Relaxed) {
+            dump_table(&bridge, clock());
+        }
         if start.elapsed() >= next_stats {
             next_stats += STATS_EVERY;
             log_stats(&bridge, &io, &rules);
@@ -114,6 +120,17 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
     drop(io);
     info!("stopped; XDP programs detached");
     Ok(())
+}
+
+/// SIGUSR1: the table and expectations in `conntrack -L` format on stdout.
+fn dump_table(bridge: &Bridge, now: Instant) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let r = crate::replay::final_report(&bridge.pipeline, now, crate::replay::Format::Text, &mut out)
+        .and_then(|_| std::io::Write::flush(&mut out));
+    if let Err(e) = r {
+        warn!("could not write the table to stdout: {e}");
+    }
 }
 
 fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
