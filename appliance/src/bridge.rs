@@ -24,6 +24,8 @@ pub struct BridgeStats {
     pub rejected: u64,
     pub reject_sent: u64,
     pub non_ip_dropped: u64,
+    /// Frames for the management plane (not bridged, not tracked).
+    pub taken: u64,
 }
 
 /// The stateful bridge between two ports.
@@ -59,10 +61,26 @@ impl Bridge {
     /// One receive batch from `io` at time `now`; transmits what it decided.
     /// Returns the number of frames handled.
     pub fn poll(&mut self, io: &mut dyn PacketIo, now: Instant) -> io::Result<usize> {
+        self.poll_with(io, now, &mut |_, _| false)
+    }
+
+    /// [`Bridge::poll`] with a look at every frame first: `take` returns
+    /// `true` for a frame that is not transit (the management plane's), which
+    /// is then neither tracked nor forwarded.
+    pub fn poll_with(
+        &mut self,
+        io: &mut dyn PacketIo,
+        now: Instant,
+        take: &mut dyn FnMut(&[u8], PortId) -> bool,
+    ) -> io::Result<usize> {
         let mut rejects: Vec<(PortId, Vec<u8>)> = Vec::new();
         let (pipe, policy, stats) = (&mut self.pipeline, &*self.policy, &mut self.stats);
         let (bridge_non_ip, reject) = (self.bridge_non_ip, self.reject);
         let n = io.rx_batch(BATCH, &mut |frame, meta| {
+            if take(frame, meta.port) {
+                stats.taken += 1;
+                return Action::Drop;
+            }
             let d = pipe.process(frame, meta.port, now, policy);
             let verdict = if d.l4.is_none() && d.outcome.state == ct_core::CtState::Untracked && !bridge_non_ip {
                 stats.non_ip_dropped += 1;

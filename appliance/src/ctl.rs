@@ -23,7 +23,7 @@ pub struct CtlArgs {
 /// What to ask.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum CtlCommand {
-    /// The connection table, in /proc/net/nf_conntrack format (`conntrack -L`).
+    /// The connection table, in `conntrack -L` format.
     Conntrack {
         /// List the table.
         #[arg(short = 'L', long = "list", required = true)]
@@ -55,7 +55,7 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
     let addr = resolve(&args.addr)?;
     let (method, path, token) = match &args.command {
         CtlCommand::Conntrack { json: true, .. } => ("GET", "/conntrack?format=json", None),
-        CtlCommand::Conntrack { .. } => ("GET", "/conntrack", None),
+        CtlCommand::Conntrack { .. } => ("GET", "/conntrack?format=conntrack", None),
         CtlCommand::Expect { .. } => ("GET", "/expect", None),
         CtlCommand::Stats => ("GET", "/stats", None),
         CtlCommand::Reload { token } => ("POST", "/reload", token.as_deref()),

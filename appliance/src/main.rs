@@ -60,7 +60,13 @@ enum Cmd {
         /// The outside interface (overrides `interfaces.outside`).
         #[arg(long)]
         outside: Option<String>,
+        /// A management address with prefix (e.g. 10.0.0.250/24) on the inside port,
+        /// HTTP on port 80 for sources in that prefix (replaces the file's `mgmt`).
+        #[arg(long, value_name = "ADDR/PREFIX")]
+        mgmt: Option<String>,
     },
+    /// The operator's client for the management plane.
+    Ctl(appliance::ctl::CtlArgs),
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`), `NO_COLOR` turns colour off.
@@ -97,10 +103,11 @@ fn main() -> ExitCode {
             replay::run(&opts, &mut out).map(|_| ()).map_err(|e| e.to_string())
         }
         Cmd::Check { file, skip_interfaces } => check(&file, skip_interfaces),
-        Cmd::Run { config, inside, outside } => {
+        Cmd::Run { config, inside, outside, mgmt } => {
             init_tracing();
-            run::run(&run::RunOptions { config, inside, outside })
+            run::run(&run::RunOptions { config, inside, outside, mgmt })
         }
+        Cmd::Ctl(args) => appliance::ctl::run(args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -165,6 +165,17 @@ impl Pipeline {
         &self.stats
     }
 
+    /// Record connection events (NEW/UPDATE/DESTROY) in a queue of `cap`
+    /// (0 turns it off), for the management plane's `/events`.
+    pub fn enable_events(&mut self, cap: usize) {
+        self.ct.enable_events(cap);
+    }
+
+    /// Move the recorded events to `out`.
+    pub fn drain_events(&mut self, out: &mut Vec<ct_core::table::CtEvent>) {
+        self.ct.drain_events(out);
+    }
+
     /// New tracker settings (timeouts, knobs) for future packets; entries
     /// keep their deadlines.
     pub fn set_ct_config(&mut self, cfg: ct_core::CtConfig) {

@@ -3,6 +3,7 @@
 //! prints the connection table on SIGUSR1.
 
 use crate::bridge::Bridge;
+use crate::mgmt::{render, Disposition, Mgmt, MgmtApp, MgmtStats};
 use crate::pipeline::Pipeline;
 use crate::rules::Ruleset;
 use crate::{reject, settings};
@@ -10,6 +11,7 @@ use config::{Config, ConfigError, IfName};
 use ct_core::table::Conntrack;
 use ct_core::Instant;
 use rings::xdp::XdpIo;
+use rings::PacketIo;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +26,14 @@ pub struct RunOptions {
     pub inside: Option<String>,
     /// Overrides `interfaces.outside`.
     pub outside: Option<String>,
+    /// `--mgmt ADDR/PREFIX`: a management address on the inside port
+    /// (replaces the file's `mgmt` section).
+    pub mgmt: Option<String>,
 }
+
+/// Connection events the tracker queues between two polls of the
+/// management plane.
+const EVENT_QUEUE: usize = 4096;
 
 /// How long the idle loop sleeps in `poll(2)` when no frame is pending.
 const IDLE_WAIT: Duration = Duration::from_millis(10);
@@ -44,6 +53,10 @@ pub fn load(opts: &RunOptions) -> Result<Config, String> {
             *slot = IfName::try_from(v.clone()).map_err(|e| format!("{flag}: expected {e}"))?;
             from_file = false;
         }
+    }
+    if let Some(m) = &opts.mgmt {
+        let addr = config::IfAddr::try_from(m.clone()).map_err(|e| format!("--mgmt: expected {e}"))?;
+        cfg.mgmt = Some(config::Mgmt::for_address(addr));
     }
     if cfg.interfaces.inside == cfg.interfaces.outside {
         return Err(format!(
@@ -93,18 +106,53 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
 
     let start = std::time::Instant::now();
     let clock = || Instant::from_nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    let mut mgmt = cfg.mgmt.as_ref().map(|m| {
+        bridge.pipeline.enable_events(EVENT_QUEUE);
+        let addrs: Vec<String> = m.addresses.0.iter().map(|a| a.to_string()).collect();
+        info!(port = ?m.port, addresses = %addrs.join(" "), http_port = m.http_port.0, "management plane");
+        Mgmt::new(m, clock())
+    });
     let mut running = cfg;
     let mut rules = rules;
     let mut next_stats = STATS_EVERY;
+    let mut mgmt_out: Vec<Vec<u8>> = Vec::new();
     // Relaxed: each flag is set by signal-hook's handler and read or cleared
     // only here; it carries no data, so no other access pairs with it.
     while !stop.load(Ordering::Relaxed) {
-        let n = bridge.poll(&mut io, clock()).map_err(|e| format!("packet I/O: {e}"))?;
+        let now = clock();
+        let n = match mgmt.as_mut() {
+            None => bridge.poll(&mut io, now),
+            Some(m) => bridge.poll_with(&mut io, now, &mut |frame, port| {
+                if port != m.port() {
+                    return false;
+                }
+                match m.classify(frame) {
+                    Disposition::Take => {
+                        m.receive(frame);
+                        true
+                    }
+                    Disposition::Copy => {
+                        m.receive(frame);
+                        false
+                    }
+                    Disposition::Ignore => false,
+                }
+            }),
+        }
+        .map_err(|e| format!("packet I/O: {e}"))?;
+        if let Some(m) = mgmt.as_mut() {
+            let mut app = App { opts, running: &mut running, bridge: &mut bridge, rules: &mut rules };
+            m.poll(clock(), &mut app, &mut |f| mgmt_out.push(f.to_vec()));
+            for f in mgmt_out.drain(..) {
+                io.send(m.port(), &f).map_err(|e| format!("packet I/O: {e}"))?;
+            }
+            io.flush().map_err(|e| format!("packet I/O: {e}"))?;
+        }
         if n == 0 {
             io.wait(IDLE_WAIT).map_err(|e| format!("packet I/O: {e}"))?;
         }
         if hup.swap(false, Ordering::Relaxed) {
-            if let Some(r) = reload(opts, &mut running, &mut bridge) {
+            if let Ok(r) = reload(opts, &mut running, &mut bridge) {
                 rules = r;
             }
         }
@@ -157,14 +205,71 @@ fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
     }
 }
 
-/// SIGHUP: re-read the file; on any error keep the running rules. Returns
-/// the new ruleset when it was installed.
-fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Option<Arc<Ruleset>> {
+/// What the management plane reads and asks for.
+struct App<'a> {
+    opts: &'a RunOptions,
+    running: &'a mut Config,
+    bridge: &'a mut Bridge,
+    rules: &'a mut Arc<Ruleset>,
+}
+
+impl App<'_> {
+    fn snapshot<T>(&self, now: Instant, f: impl FnOnce(&render::Snapshot<'_>) -> T) -> T {
+        let counters = self.rules.counters();
+        let rules: Vec<render::RuleCounter<'_>> = counters
+            .iter()
+            .map(|c| render::RuleCounter { chain: c.chain, rule: &c.rule, packets: c.packets })
+            .collect();
+        let invalid = self.bridge.pipeline.invalid_counters();
+        let p = &self.bridge.pipeline;
+        f(&render::Snapshot { ct: p.conntrack(), pipeline: p.stats(), invalid: &invalid, rules: &rules, now })
+    }
+}
+
+impl MgmtApp for App<'_> {
+    fn conntrack_proc(&self, now: Instant, out: &mut String) {
+        render::conntrack_proc(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn conntrack_json(&self, now: Instant, out: &mut String) {
+        render::conntrack_json(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn conntrack_list(&self, now: Instant, out: &mut String) {
+        render::conntrack_list(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn expect_proc(&self, now: Instant, out: &mut String) {
+        render::expect_proc(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
+        self.snapshot(now, |s| render::stats_json(s, mgmt, out));
+    }
+
+    fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
+        self.snapshot(now, |s| render::metrics(s, mgmt, out));
+    }
+
+    fn reload(&mut self) -> Result<String, String> {
+        info!("reload requested over the management plane");
+        *self.rules = reload(self.opts, self.running, self.bridge)?;
+        Ok(format!("reloaded {}; the connection table is untouched\n", self.opts.config.display()))
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<ct_core::table::CtEvent>) {
+        self.bridge.pipeline.drain_events(out);
+    }
+}
+
+/// SIGHUP (or `POST /reload`): re-read the file; on any error keep the
+/// running rules. Returns the new ruleset when it was installed.
+fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Result<Arc<Ruleset>, String> {
     let new = match load(opts) {
         Ok(c) => c,
         Err(e) => {
             error!("reload refused, the running rules stay: {e}");
-            return None;
+            return Err(format!("reload refused, the running rules stay: {e}"));
         }
     };
     if new.interfaces != running.interfaces || new.xdp != running.xdp {
@@ -172,6 +277,9 @@ fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Optio
     }
     if new.helpers != running.helpers {
         warn!("helper assignments change only with a restart; the running ones stay");
+    }
+    if new.mgmt != running.mgmt {
+        warn!("management settings change only with a restart; the running ones stay");
     }
     let rules = Arc::new(Ruleset::compile(&new));
     bridge.set_policy(Box::new(Arc::clone(&rules)), new.bridge_non_ip);
@@ -181,7 +289,8 @@ fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Optio
         interfaces: running.interfaces.clone(),
         xdp: running.xdp.clone(),
         helpers: running.helpers.clone(),
+        mgmt: running.mgmt.clone(),
         ..new
     };
-    Some(rules)
+    Ok(rules)
 }

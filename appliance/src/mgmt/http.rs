@@ -19,6 +19,8 @@ pub(crate) enum Route {
     ConntrackProc,
     /// `GET /conntrack?format=json`.
     ConntrackJson,
+    /// `GET /conntrack?format=conntrack`: `conntrack -L` lines.
+    ConntrackList,
     /// `GET /expect`: `/proc/net/nf_conntrack_expect` lines.
     Expect,
     /// `GET /stats`: JSON.
@@ -118,17 +120,17 @@ fn route(method: &str, target: &str) -> Result<Route, Status> {
     if method != allow {
         return Err(Status::MethodNotAllowed { allow });
     }
-    let mut json = false;
+    let mut conntrack = Route::ConntrackProc;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair {
-            "format=json" if path == "/conntrack" => json = true,
-            "format=proc" if path == "/conntrack" => json = false,
+            "format=json" if path == "/conntrack" => conntrack = Route::ConntrackJson,
+            "format=proc" if path == "/conntrack" => conntrack = Route::ConntrackProc,
+            "format=conntrack" if path == "/conntrack" => conntrack = Route::ConntrackList,
             _ => return Err(Status::BadRequest),
         }
     }
     Ok(match path {
-        "/conntrack" if json => Route::ConntrackJson,
-        "/conntrack" => Route::ConntrackProc,
+        "/conntrack" => conntrack,
         "/expect" => Route::Expect,
         "/stats" => Route::Stats,
         "/metrics" => Route::Metrics,
@@ -205,6 +207,7 @@ mod tests {
             (b"GET /conntrack HTTP/1.1\r\nHost: x\r\n\r\n", req(Route::ConntrackProc, None)),
             (b"GET /conntrack?format=json HTTP/1.1\r\n\r\n", req(Route::ConntrackJson, None)),
             (b"GET /conntrack?format=proc HTTP/1.0\r\n\r\n", req(Route::ConntrackProc, None)),
+            (b"GET /conntrack?format=conntrack HTTP/1.1\r\n\r\n", req(Route::ConntrackList, None)),
             (b"GET /expect HTTP/1.1\r\n\r\n", req(Route::Expect, None)),
             (b"GET /stats HTTP/1.1\r\n\r\n", req(Route::Stats, None)),
             (b"GET /metrics HTTP/1.1\r\n\r\n", req(Route::Metrics, None)),

@@ -81,6 +81,8 @@ pub trait MgmtApp {
     fn conntrack_proc(&self, now: Instant, out: &mut String);
     /// The table as JSON ([`render::conntrack_json`]).
     fn conntrack_json(&self, now: Instant, out: &mut String);
+    /// `conntrack -L` lines ([`render::conntrack_list`]).
+    fn conntrack_list(&self, now: Instant, out: &mut String);
     /// `/proc/net/nf_conntrack_expect` lines ([`render::expect_proc`]).
     fn expect_proc(&self, now: Instant, out: &mut String);
     /// Statistics as JSON ([`render::stats_json`]).
@@ -477,6 +479,10 @@ fn answer(route: Route, bearer: Option<&[u8]>, cx: &mut Cx<'_>) -> Conn {
         Route::ConntrackJson => {
             cx.app.conntrack_json(now, &mut body);
             (Status::Ok, http::JSON)
+        }
+        Route::ConntrackList => {
+            cx.app.conntrack_list(now, &mut body);
+            (Status::Ok, http::TEXT)
         }
         Route::Expect => {
             cx.app.expect_proc(now, &mut body);

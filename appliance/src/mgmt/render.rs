@@ -47,6 +47,15 @@ pub fn conntrack_proc(ct: &Conntrack, now: Instant, out: &mut String) {
     }
 }
 
+/// `conntrack -L`: one line per confirmed entry.
+pub fn conntrack_list(ct: &Conntrack, now: Instant, out: &mut String) {
+    let opts = list_options(ct);
+    for (_, e) in ct.entries(now) {
+        out.push_str(&conntrack_line(e, now, &opts));
+        out.push('\n');
+    }
+}
+
 /// `/proc/net/nf_conntrack_expect`: one line per pending expectation.
 pub fn expect_proc(ct: &Conntrack, now: Instant, out: &mut String) {
     for x in ct.expectations(now) {

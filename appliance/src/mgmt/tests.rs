@@ -65,6 +65,9 @@ impl MgmtApp for App {
     fn conntrack_proc(&self, now: Instant, out: &mut String) {
         render::conntrack_proc(&self.ct, now, out);
     }
+    fn conntrack_list(&self, now: Instant, out: &mut String) {
+        render::conntrack_list(&self.ct, now, out);
+    }
     fn conntrack_json(&self, now: Instant, out: &mut String) {
         render::conntrack_json(&self.ct, now, out);
     }
