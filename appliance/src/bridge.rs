@@ -177,6 +177,35 @@ mod tests {
     }
 
     #[test]
+    fn vlan_tagged_frames_are_tracked_inside_and_forwarded_with_their_tag() {
+        let tag = |f: Vec<u8>| {
+            let mut t = f[..12].to_vec();
+            t.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]); // VLAN 42
+            t.extend_from_slice(&f[12..]);
+            t
+        };
+        let mut b = bridge(Box::new(DropStates(CtState::New.bit())), true, no_answer);
+        let mut io = MemIo::new();
+        // Rules that drop NEW: an unsolicited tagged frame from outside stays out.
+        io.push(tag(frame([10, 0, 0, 2], [10, 0, 0, 1], 5, 6)), RxMeta { ts_ns: 0, port: PortId::Outside });
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert!(io.tx.is_empty());
+        // Accept-all rules let a tagged request from inside open a connection...
+        b.set_policy(Box::new(AcceptAll), true);
+        let out = tag(frame([10, 0, 0, 1], [10, 0, 0, 2], 1, 2));
+        io.push(out.clone(), RxMeta { ts_ns: 0, port: PortId::Inside });
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        // ...whose tagged answer is ESTABLISHED under the NEW-dropping rules again.
+        b.set_policy(Box::new(DropStates(CtState::New.bit())), true);
+        io.push(tag(frame([10, 0, 0, 2], [10, 0, 0, 1], 2, 1)), RxMeta { ts_ns: 0, port: PortId::Outside });
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert_eq!(io.tx.len(), 2, "the request and its ESTABLISHED answer cross");
+        assert_eq!(io.tx[0], (PortId::Outside, out), "forwarded byte for byte, tag included");
+        assert_eq!(&io.tx[1].1[12..16], &[0x81, 0x00, 0x00, 0x2a]);
+        assert_eq!(b.pipeline.conntrack().count(), 1);
+    }
+
+    #[test]
     fn rejects_answer_out_of_the_ingress_port_and_non_ip_follows_config() {
         struct RejectAll;
         impl Policy for RejectAll {

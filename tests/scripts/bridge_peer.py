@@ -318,6 +318,70 @@ def ftp_client(a):
     out(result)
 
 
+# ---------------------------------------------------------------- 802.1Q frames
+
+
+def mac_bytes(m):
+    return bytes(int(x, 16) for x in m.split(":"))
+
+
+def vlan_udp_send(a):
+    """Sends `count` hand-made 802.1Q-tagged IPv4/UDP frames out of `dev` (AF_PACKET)."""
+    payload = b"vlan-test"
+    udp = struct.pack("!HHHH", a.sport, a.dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                     socket.inet_aton(a.src), socket.inet_aton(a.dst))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    pseudo = socket.inet_aton(a.src) + socket.inet_aton(a.dst) + struct.pack("!BBH", 0, 17, len(udp))
+    udp = udp[:6] + struct.pack("!H", csum(pseudo + udp) or 0xFFFF) + udp[8:]
+    frame = mac_bytes(a.dst_mac) + mac_bytes(a.src_mac) + struct.pack("!HHH", 0x8100, a.vlan, 0x0800) + ip + udp
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((a.dev, 0))
+    for _ in range(a.count):
+        s.send(frame)
+        time.sleep(0.05)
+    out({"sent": a.count})
+
+
+def vlan_udp_watch(a):
+    """Counts IPv4/UDP frames to `dport` arriving on `dev` within `duration` s, by VLAN id
+    (inline tag, or the tag the kernel moved to PACKET_AUXDATA)."""
+    PACKET_AUXDATA, TP_STATUS_VLAN_VALID = 8, 0x10
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    s.bind((a.dev, 0))
+    s.setsockopt(263, PACKET_AUXDATA, 1)  # SOL_PACKET
+    s.settimeout(0.2)
+    ready()
+    seen = {}
+    end = time.monotonic() + a.duration
+    while time.monotonic() < end:
+        try:
+            data, anc, _, addr = s.recvmsg(4096, socket.CMSG_SPACE(64))
+        except socket.timeout:
+            continue
+        if addr[2] == socket.PACKET_OUTGOING:
+            continue
+        vid = None
+        for level, typ, cdata in anc:
+            if level == 263 and typ == PACKET_AUXDATA and len(cdata) >= 18:
+                status, tci = struct.unpack("=I", cdata[:4])[0], struct.unpack("=H", cdata[16:18])[0]
+                if status & TP_STATUS_VLAN_VALID:
+                    vid = tci & 0xFFF
+        off = 12
+        if len(data) >= 18 and data[12:14] == b"\x81\x00":
+            vid = struct.unpack("!H", data[14:16])[0] & 0xFFF
+            off = 16
+        if data[off:off + 2] != b"\x08\x00" or len(data) < off + 2 + 28:
+            continue
+        ip = data[off + 2:]
+        ihl = (ip[0] & 0xF) * 4
+        if ip[9] != 17 or struct.unpack("!H", ip[ihl + 2:ihl + 4])[0] != a.dport:
+            continue
+        key = str(vid)
+        seen[key] = seen.get(key, 0) + 1
+    out({"by_vlan": seen})
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -365,6 +429,20 @@ def main():
         ("count", int, 3),
     )
     cmd("raw-tcp-watch", raw_tcp_watch, ("port", int), ("duration", float, 3.0))
+    cmd(
+        "vlan-udp-send",
+        vlan_udp_send,
+        ("dev", str),
+        ("src_mac", str),
+        ("dst_mac", str),
+        ("vlan", int),
+        ("src", str),
+        ("dst", str),
+        ("sport", int),
+        ("dport", int),
+        ("count", int, 3),
+    )
+    cmd("vlan-udp-watch", vlan_udp_watch, ("dev", str), ("dport", int), ("duration", float, 3.0))
     cmd("ftp-server", ftp_server, ("bind", str), ("port", int, 21), ("root", str))
     cmd(
         "ftp-client",

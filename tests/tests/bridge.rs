@@ -9,7 +9,7 @@
 //! `CTWALL_REQUIRE_ROOT=1`.
 
 use std::time::Duration;
-use tests::bridge::{configs, Firewall, Need, Setup, A_IP, A_IP6, B_IP, B_IP6, B_MAC};
+use tests::bridge::{configs, Firewall, Need, Setup, A_IP, A_IP6, A_MAC, B_IP, B_IP6, B_MAC};
 
 /// Generates `$name::ctwall` and `$name::kernel_reference` running `$body` with `$cfg`.
 macro_rules! both {
@@ -432,6 +432,60 @@ fn shutdown_body(st: &mut Setup) {
     }
 }
 ctwall_only!(clean_shutdown_detaches_xdp, shutdown_body, configs::example());
+
+// ------------------------------------------------------------------------------------------
+// 12. VLAN-tagged traffic is tracked on its inner packet and crosses with its tag.
+
+fn vlan_body(st: &mut Setup) {
+    // (This kernel has no 802.1Q devices, so the hosts send and watch tagged frames with
+    // AF_PACKET.) Sends `count` tagged UDP frames from `from` and counts them, by VLAN id, at `to`.
+    fn cross(st: &Setup, from_a: bool, sport: u16, dport: u16) -> serde_json::Value {
+        let n = &st.test;
+        let t = &st.topo;
+        let (src, dst) = if from_a { (&t.a, &t.b) } else { (&t.b, &t.a) };
+        let (sdev, ddev, smac, dmac, sip, dip) =
+            if from_a { ("a0", "b0", A_MAC, B_MAC, A_IP, B_IP) } else { ("b0", "a0", B_MAC, A_MAC, B_IP, A_IP) };
+        let dport_s = dport.to_string();
+        let mut watch =
+            ok(n, t.peer_spawn(dst, &["vlan-udp-watch", "--dev", ddev, "--dport", &dport_s, "--duration", "2"]));
+        ok(n, watch.wait_line(0, Duration::from_secs(5), |l| l.contains("ready")).map(|_| ()));
+        let sport_s = sport.to_string();
+        let args = [
+            "vlan-udp-send",
+            "--dev",
+            sdev,
+            "--src_mac",
+            smac,
+            "--dst_mac",
+            dmac,
+            "--vlan",
+            "10",
+            "--src",
+            sip,
+            "--dst",
+            dip,
+            "--sport",
+            &sport_s,
+            "--dport",
+            &dport_s,
+            "--count",
+            "3",
+        ];
+        ok(n, t.peer_run(src, &args, Duration::from_secs(10)));
+        ok(n, watch.finish_json(Duration::from_secs(10)))
+    }
+    let n = st.test.clone();
+    // Inside opens a UDP flow on VLAN 10: the frames reach B with their tag.
+    let r = cross(st, true, 7021, 7020);
+    assert_eq!(r["by_vlan"]["10"], 3, "{n}: tagged frames A->B: {r}");
+    // B's tagged answers are ESTABLISHED (tracked on the inner packet) and reach A tagged.
+    let r = cross(st, false, 7020, 7021);
+    assert_eq!(r["by_vlan"]["10"], 3, "{n}: tagged answers B->A: {r}");
+    // An unsolicited tagged flow from B is NEW from outside: dropped.
+    let r = cross(st, false, 7030, 7031);
+    assert_eq!(r["by_vlan"], serde_json::json!({}), "{n}: unsolicited tagged frames B->A crossed: {r}");
+}
+ctwall_only!(vlan_tagged_traffic_tracked_and_tagged, vlan_body, configs::example());
 
 // ------------------------------------------------------------------------------------------
 // No root needed: the configurations themselves.
