@@ -1,27 +1,58 @@
-//! `bench`: ctwall's load harness.
+//! `bench`: ctwall's load harness (issue 7).
 //!
-//! `replay` builds a capture of N frames of realistic traffic (TCP
-//! connections with handshake, data, ACKs and FIN close; UDP request/reply
-//! pairs; pings), then measures `ctwall replay` on it: the pipeline alone
-//! (frames already in memory) and the real binary end to end (pcap read,
-//! JSON lines written to /dev/null), in the same run.
+//! Without a subcommand it runs every scenario and reports: `core` (the
+//! pipeline in memory with the example rules: established TCP at 10k, 1M
+//! and 16M flows, new TCP connections and UDP flows, a mixed IMIX profile
+//! with ICMP and FTP, bytes per connection, one worker against two sharded
+//! ones) and `e2e` (namespaces and veth: a no-op AF_XDP forwarder, `ctwall
+//! run`, a Linux bridge with conntrack, a plain Linux bridge). `--quick` runs
+//! each briefly. The table goes to stdout, then a JSON summary as the last
+//! line; `report.md` and PNG plots go to `target/bench/`.
+//!
+//! `replay` times `ctwall replay` on a generated capture; `noop-forward` is
+//! the e2e reference forwarder.
+#![deny(unsafe_code)]
 
+mod alloc;
+mod core;
+mod e2e;
+mod frames;
 mod gen;
+mod noop;
+mod report;
+mod sock;
 
 use appliance::pipeline::{AcceptAll, Verdict};
 use appliance::replay::pipeline_for;
 use clap::{Parser, Subcommand};
 use ct_core::Instant;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rings::PortId;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant as Clock;
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+/// The rules every scenario runs with.
+const RULES: &str = include_str!("../../config/examples/bridge.ron");
+const RULES_PATH: &str = "config/examples/bridge.ron";
 
 #[derive(Parser)]
 #[command(name = "bench", about = "ctwall load harness")]
 struct Cli {
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
+    /// Every scenario briefly: core at 1M flows (16M skipped), e2e a few seconds each.
+    #[arg(long)]
+    quick: bool,
+    /// The ctwall binary for e2e (default: built with cargo next to this one).
+    #[arg(long)]
+    ctwall: Option<PathBuf>,
+    /// Where report.md and the plots go.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench"))]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -38,12 +69,132 @@ enum Cmd {
         #[arg(long)]
         ctwall: Option<PathBuf>,
     },
+    /// The e2e reference: forward every frame unchanged between two
+    /// interfaces with AF_XDP (no parsing, no table).
+    NoopForward {
+        #[arg(long)]
+        inside: String,
+        #[arg(long)]
+        outside: String,
+        /// Stop by itself after this long.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
-fn main() -> Result<(), String> {
-    match Cli::parse().cmd {
-        Cmd::Replay { frames, out, ctwall } => replay(frames, &out, ctwall),
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Some(Cmd::Replay { frames, out, ctwall }) => replay(frames, &out, ctwall),
+        Some(Cmd::NoopForward { inside, outside, seconds }) => noop::forward(&inside, &outside, seconds),
+        None => bench(cli.quick, cli.ctwall, &cli.out),
+    };
+    if let Err(e) = r {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
     }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>24} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(what.to_owned());
+    pb
+}
+
+/// Memory the 16M-flow scenario needs at most (frames, table, index).
+const NEED_16M: u64 = 12 << 30;
+
+fn mem_available() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+}
+
+fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String> {
+    // Ctrl-C or SIGTERM: stop children, delete the namespaces, exit.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("signal handler: {e}"))?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            eprintln!("bench: signal {sig}, cleaning up");
+            e2e::cleanup_all();
+            std::process::exit(130);
+        }
+    });
+    let cfg = config::Config::parse(RULES, Path::new(RULES_PATH)).map_err(|e| e.to_string())?;
+    let t = Clock::now();
+
+    // e2e first decides whether it can run, so a CI without root fails fast.
+    let e2e_skip = e2e::unavailable();
+    if let Some(why) = &e2e_skip {
+        if std::env::var("CTWALL_REQUIRE_ROOT").as_deref() == Ok("1") {
+            return Err(format!("CTWALL_REQUIRE_ROOT=1 but e2e cannot run: {why}"));
+        }
+        eprintln!("bench: e2e SKIPPED: {why}");
+    }
+
+    let min_packets = if quick { 2_000_000 } else { 8_000_000 };
+    let mut sizes = vec![10_000, 1_000_000];
+    let mut skipped_16m = None;
+    if quick {
+        skipped_16m = Some("quick mode".to_owned());
+    } else {
+        match mem_available() {
+            Some(m) if m >= NEED_16M => sizes.push(16_000_000),
+            m => {
+                skipped_16m = Some(format!(
+                    "needs {} GiB free, {} available",
+                    NEED_16M >> 30,
+                    m.map_or("unknown".into(), |m| format!("{} GiB", m >> 30))
+                ))
+            }
+        }
+    }
+    let mut established = Vec::new();
+    for n in sizes {
+        let e = core::established(&cfg, n, min_packets)?;
+        eprintln!("bench: established {n}: {:.2} Mpps (setup {:.1} s)", e.mpps, e.setup_s);
+        established.push(e);
+    }
+    let one = established.iter().find(|e| e.flows == 1_000_000).map_or(0.0, |e| e.mpps);
+    let two = core::sharded_two(&cfg, 1_000_000, min_packets)?;
+    let new_flows = core::new_flows(&cfg, if quick { 200_000 } else { 1_000_000 })?;
+    let mixed = core::mixed(&cfg, if quick { 300_000 } else { 2_000_000 })?;
+    eprintln!("bench: core done in {:.1} s", t.elapsed().as_secs_f64());
+
+    let e2e = match e2e_skip {
+        Some(why) => Err(why),
+        None => {
+            std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+            let rules = out.join("rules.ron");
+            std::fs::write(&rules, RULES).map_err(|e| format!("{}: {e}", rules.display()))?;
+            let plan = e2e::Plan {
+                secs: if quick { 2.0 } else { 8.0 },
+                sweep_secs: 4.0,
+                latency_secs: if quick { 0.5 } else { 3.0 },
+                flows: 1000,
+                sizes: vec![64, 1514],
+                sweep: if quick { Vec::new() } else { vec![1, 100, 10_000, 100_000] },
+                ctwall: e2e::ctwall_binary(ctwall)?,
+                rules,
+            };
+            Ok(e2e::run_all(&plan)?)
+        }
+    };
+    let results =
+        report::Results { quick, established, skipped_16m, new_flows, mixed, two_workers: (two, one, 1_000_000), e2e };
+    println!("{}", report::table(&results));
+    for f in report::write(&results, out)? {
+        println!("wrote {f}");
+    }
+    eprintln!("bench: done in {:.1} s", t.elapsed().as_secs_f64());
+    println!("{}", report::summary(&results));
+    Ok(())
 }
 
 fn replay(n: usize, out: &std::path::Path, ctwall: Option<PathBuf>) -> Result<(), String> {
