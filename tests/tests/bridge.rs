@@ -304,6 +304,35 @@ fn ftp_no_helper_body(st: &mut Setup) {
 }
 both!(ftp_active_fails_without_helper, ftp_no_helper_body, configs::example_without_ftp_helper(), &[Need::PyFtpdLib]);
 
+/// With rules that admit nothing NEW but the control connection, both data connections
+/// (active and passive) cross only because the helper makes them RELATED; without the helper
+/// neither does.
+#[test]
+fn ftp_data_connections_only_as_related() {
+    let n = "ftp_data_connections_only_as_related";
+    for helper in [true, false] {
+        let name = format!("{n}::helper_{helper}");
+        let Some(st) = Setup::new(&name, Firewall::Ctwall, &configs::strict_ftp(helper), &[Need::PyFtpdLib]) else {
+            return;
+        };
+        let (server, _root, served) = ftp_server(&st);
+        for mode in ["passive", "active"] {
+            let (r, _, down) = ftp_transfer(&st, mode, 5);
+            if helper {
+                assert!(
+                    r["ok"] == true && down == served,
+                    "{name}: {mode} FTP failed: {r}\nserver:\n{}",
+                    server.text()
+                );
+            } else {
+                assert!(r["ok"] == false, "{name}: {mode} FTP worked without the helper: {r}");
+                let steps = r["steps"].as_array().cloned().unwrap_or_default();
+                assert!(steps.iter().any(|x| x == "login"), "{name}: the control connection itself failed: {r}");
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // 8. ICMP port unreachable from B reaches A (RELATED): a connected UDP socket gets
 // ECONNREFUSED.

@@ -73,6 +73,33 @@ pub fn example_reloaded_no_icmp() -> FwConfig {
     }
 }
 
+/// Strict in both directions for FTP: a NEW connection may only go to TCP port 21 from inside;
+/// everything else must be ESTABLISHED or RELATED. Both FTP data connections (active: B→A,
+/// passive: A→B) then cross only as RELATED. Used by ctwall-only tests (the kernel reference
+/// rules do not model it).
+pub fn strict_ftp(ftp_helper: bool) -> FwConfig {
+    let ron = format!(
+        r#"(
+  interfaces: (inside: "{INSIDE}", outside: "{OUTSIDE}"),
+{helpers}
+  filter: (
+    inside_to_outside: (policy: "drop", rules: [
+      (name: "in-est", match: (ctstate: ["ESTABLISHED"]), action: "accept"),
+      (name: "in-rel", match: (ctstate: ["RELATED"]), action: "accept"),
+      (name: "in-ftp", match: (ctstate: ["NEW"], proto: "tcp", dport: [21], syn: true), action: "accept"),
+    ]),
+    outside_to_inside: (policy: "drop", rules: [
+      (name: "out-est", match: (ctstate: ["ESTABLISHED"]), action: "accept"),
+      (name: "out-rel", match: (ctstate: ["RELATED"]), action: "accept"),
+    ]),
+  ),
+)
+"#,
+        helpers = helpers_line(ftp_helper)
+    );
+    FwConfig { ron, ftp_helper, drop_icmp_out: false }
+}
+
 /// The line of [`broken`] that holds the syntax error (1-based).
 pub const BROKEN_LINE: usize = 2;
 
