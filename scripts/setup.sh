@@ -9,7 +9,7 @@ pkgs=(
   # AF_XDP (xsk-rs builds libbpf/libxdp from source with cc)
   clang llvm m4 gcc make binutils libelf-dev zlib1g-dev pkg-config
   # real peers for end-to-end tests
-  python3 python3-pyftpdlib curl iperf3
+  python3 python3-pyftpdlib curl iperf3 iptables
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -195,6 +195,11 @@ fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
         entries = bridge.pipeline.conntrack().count(),
         tx_ring_full = x.tx_ring_full,
         fill_starved = x.fill_starved,
+        tx_kicks = x.tx_kicks,
+        rx_kicks = x.rx_kicks,
+        kernel_rx_dropped = x.kernel[0].rx_dropped + x.kernel[1].rx_dropped,
+        kernel_rx_ring_full = x.kernel[0].rx_ring_full + x.kernel[1].rx_ring_full,
+        kernel_fill_empty = x.kernel[0].rx_fill_ring_empty + x.kernel[1].rx_fill_ring_empty,
         log_suppressed = rules.log_suppressed(),
         "counters"
     );

@@ -140,7 +140,10 @@ stop_ctwall() {
   CTWALL_PID=""
 }
 
-# iperf3 A→B; prints "tcp_gbps udp_offered_pps udp_delivered_pps udp_loss_pct".
+# iperf3 A→B; prints "tcp_gbps udp_offered_pps udp_delivered_pps udp_loss_pct udp_at_b0_pps".
+# udp_delivered is what iperf3's server read; udp_at_b0 is what reached B's interface (on this
+# 2-CPU machine the iperf3 server itself overflows its socket buffer well before the bridges
+# run out of steam, so the interface count is the bridges' forwarding rate).
 measure() {
   ip netns exec "$A" ping -c 3 -i 0.2 -w 5 -q 10.0.0.2 >/dev/null || { echo "ping A->B failed" >&2; return 1; }
   ip netns exec "$B" timeout $((SECS * 3 + 30)) iperf3 -s -B 10.0.0.2 -p 5201 >/dev/null 2>&1 &
@@ -149,10 +152,13 @@ measure() {
   sleep 0.5
   timeout $((SECS + 20)) ip netns exec "$A" iperf3 -c 10.0.0.2 -p 5201 -t "$SECS" -J >"$WORK/tcp.json" || true
   sleep 0.5
+  local rx0 rx1
+  rx0="$(ip netns exec "$B" cat /sys/class/net/b0/statistics/rx_packets)"
   timeout $((SECS + 20)) ip netns exec "$A" iperf3 -c 10.0.0.2 -p 5201 -u -l 64 -b 0 -t "$SECS" -J >"$WORK/udp.json" || true
+  rx1="$(ip netns exec "$B" cat /sys/class/net/b0/statistics/rx_packets)"
   kill "$srv" 2>/dev/null || true
   wait "$srv" 2>/dev/null || true
-  python3 - "$WORK/tcp.json" "$WORK/udp.json" <<'EOF'
+  python3 - "$WORK/tcp.json" "$WORK/udp.json" "$((rx1 - rx0))" <<'EOF'
 import json, sys
 def load(p):
     try:
@@ -168,7 +174,8 @@ sent = u.get("end", {}).get("sum_sent", {}).get("packets") or s.get("packets", 0
 r = u.get("end", {}).get("sum_received") or s
 recv = r.get("packets", 0) - r.get("lost_packets", 0)
 loss = 100.0 * (sent - recv) / sent if sent else 100.0
-print("%.3f %d %d %.1f" % (tcp, sent / secs, recv / secs, loss))
+at_b0 = int(sys.argv[3])
+print("%.3f %d %d %.1f %d" % (tcp, sent / secs, recv / secs, loss, at_b0 / secs))
 EOF
 }
 
@@ -177,8 +184,8 @@ run_mode() {
   local name="$1" setup="$2"
   echo "== $name" >&2
   topology
-  if ! $setup; then RES[$name]="0 0 0 100"; cleanup_ns; return; fi
-  RES[$name]="$(measure || echo "0 0 0 100")"
+  if ! $setup; then RES[$name]="0 0 0 100 0"; cleanup_ns; return; fi
+  RES[$name]="$(measure || echo "0 0 0 100 0")"
   # The rules were in force: outside may not open connections (except on the plain bridge).
   if ip netns exec "$B" ping -c 2 -i 0.2 -w 2 -q 10.0.0.1 >/dev/null 2>&1; then
     [ "$name" = "linux bridge" ] || echo "WARNING: $name let ping B->A through: rules not in force" >&2
@@ -199,17 +206,17 @@ fi
 run_mode "linux+conntrack" linux_conntrack
 run_mode "linux bridge" linux_bridge
 
-printf '\n%-16s %12s %14s %16s %8s\n' "firewall" "TCP Gbit/s" "UDP64 offered" "UDP64 delivered" "loss %"
+printf '\n%-16s %12s %14s %16s %8s %16s\n' "firewall" "TCP Gbit/s" "UDP64 offered" "UDP64 delivered" "loss %" "UDP64 at B's if"
 for name in ctwall "linux+conntrack" "linux bridge"; do
   [ -n "${RES[$name]:-}" ] || continue
-  read -r tcp off del loss <<<"${RES[$name]}"
-  printf '%-16s %12s %14s %16s %8s\n' "$name" "$tcp" "$off pps" "$del pps" "$loss"
+  read -r tcp off del loss atb <<<"${RES[$name]}"
+  printf '%-16s %12s %14s %16s %8s %16s\n' "$name" "$tcp" "$off pps" "$del pps" "$loss" "$atb pps"
 done
 if [ -n "${RES[ctwall]:-}" ]; then
-  read -r ct _ cu _ <<<"${RES[ctwall]}"
-  read -r lt _ lu _ <<<"${RES[linux+conntrack]}"
+  read -r ct _ cu _ ca <<<"${RES[ctwall]}"
+  read -r lt _ lu _ la <<<"${RES[linux+conntrack]}"
   python3 -c "
-ct, cu, lt, lu = $ct, $cu, $lt, $lu
+ct, cu, ca, lt, lu, la = $ct, $cu, $ca, $lt, $lu, $la
 r = lambda a, b: ('%.2f' % (a / b)) if b else 'n/a'
-print('\nctwall / linux+conntrack: TCP %s, UDP64 delivered %s' % (r(ct, lt), r(cu, lu)))"
+print('\nctwall / linux+conntrack: TCP %s, UDP64 delivered to iperf3 %s, UDP64 at B\'s interface %s' % (r(ct, lt), r(cu, lu), r(ca, la)))"
 fi
