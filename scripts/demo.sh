@@ -4,7 +4,9 @@
 # two veth ports of a third namespace with AF_XDP and the example rules
 # (config/examples/bridge.ron: inside may open anything, outside only gets
 # answers and RELATED traffic). Real ping, curl and UDP cross it; traffic the
-# rules refuse does not; SIGUSR1 prints the conntrack table. Everything stays
+# rules refuse does not. ctwall also owns 10.0.0.250 on the link (its own
+# smoltcp stack): host A pings it and reads the conntrack table over HTTP with
+# `ctwall ctl`; SIGUSR1 prints the table on stdout too. Everything stays
 # inside namespaces this script creates, and they are deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +42,9 @@ ip -n "$fw" link set veth-in up; ip -n "$fw" link set veth-out up
 ip netns exec "$a" ethtool -K a0 tx off >/dev/null
 ip netns exec "$b" ethtool -K b0 tx off >/dev/null
 
-step "ctwall run --config config/examples/bridge.ron (in namespace $fw)"
-ip netns exec "$fw" env NO_COLOR=1 "$ctwall" run --config config/examples/bridge.ron >"$work/ctwall.out" 2>"$work/ctwall.log" &
+step "ctwall run --config config/examples/bridge.ron --mgmt 10.0.0.250/24 (in namespace $fw)"
+ip netns exec "$fw" env NO_COLOR=1 "$ctwall" run --config config/examples/bridge.ron --mgmt 10.0.0.250/24 \
+  >"$work/ctwall.out" 2>"$work/ctwall.log" &
 ctw=$!; pids+=("$ctw")
 for _ in $(seq 100); do grep -q ready "$work/ctwall.log" && break; sleep 0.1; done
 grep ready "$work/ctwall.log" || { cat "$work/ctwall.log"; exit 1; }
@@ -72,7 +75,15 @@ ip netns exec "$b" curl -sS --max-time 3 http://10.0.0.1:113/ 2>&1 || true
 step "TCP SYN from B to A port 22 (policy drop: times out)"
 ip netns exec "$b" curl -sS --max-time 2 http://10.0.0.1:22/ 2>&1 || true
 
-step "the conntrack table (kill -USR1), in conntrack -L format"
+step "host A pings the firewall's management address and lists its table (ctwall ctl conntrack -L)"
+ip netns exec "$a" ping -c 2 -i 0.2 -W 1 10.0.0.250 | tail -2
+ip netns exec "$a" "$ctwall" ctl --addr 10.0.0.250 conntrack -L
+step "the same in the kernel's /proc/net/nf_conntrack format, and a few metrics"
+ip netns exec "$a" curl -sS --max-time 3 http://10.0.0.250/conntrack
+ip netns exec "$a" curl -sS --max-time 3 http://10.0.0.250/metrics |
+  grep -E "^ctwall_(conntrack_entries|frames_total|rule_packets_total)" | head -12 || true
+
+step "the table on ctwall's stdout (kill -USR1)"
 kill -USR1 "$ctw"; sleep 0.5
 cat "$work/ctwall.out"
 
