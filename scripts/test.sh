@@ -24,6 +24,10 @@ if [ -d fuzz ]; then
   )
 fi
 
+# The load harness, briefly (core scenarios, and e2e through ctwall against
+# the Linux bridge with and without conntrack; needs root for e2e).
+cargo run --release -p bench -- --quick
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"

@@ -429,10 +429,8 @@ fn generate(ns: &str, frame_len: usize, flows: usize, secs: f64, pps: Option<u64
             if let Some(r) = pps {
                 let due = Duration::from_nanos(seq * 1_000_000_000 / r);
                 if due > elapsed {
-                    let wait = due - elapsed;
-                    if wait > Duration::from_micros(80) {
-                        thread::sleep(wait - Duration::from_micros(60));
-                    }
+                    // Sleep, never spin: the CPUs belong to the path under test.
+                    thread::sleep(due - elapsed);
                     continue;
                 }
             }
@@ -455,7 +453,9 @@ fn generate(ns: &str, frame_len: usize, flows: usize, secs: f64, pps: Option<u64
     .map_err(|_| "generator panicked".to_owned())?
 }
 
-/// Receive in the sink until `done` is set; returns one-way latencies (µs).
+/// Receive in the sink until `done` is set, polling without sleeping (a
+/// blocked receiver's wake-up would dominate the figures); returns one-way
+/// latencies (µs).
 fn receive(ns: &str, ready: mpsc::Sender<Result<(), String>>, done: Arc<AtomicBool>) -> thread::JoinHandle<Vec<f64>> {
     let ns = ns.to_owned();
     thread::spawn(move || {

@@ -115,6 +115,12 @@ fn mem_available() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
 }
 
+/// The first three fields of /proc/loadavg.
+fn loadavg() -> String {
+    let s = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
 fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String> {
     // Ctrl-C or SIGTERM: stop children, delete the namespaces, exit.
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
@@ -126,6 +132,7 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
             std::process::exit(130);
         }
     });
+    let load_start = loadavg();
     let cfg = config::Config::parse(RULES, Path::new(RULES_PATH)).map_err(|e| e.to_string())?;
     let t = Clock::now();
 
@@ -186,8 +193,16 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
             Ok(e2e::run_all(&plan)?)
         }
     };
-    let results =
-        report::Results { quick, established, skipped_16m, new_flows, mixed, two_workers: (two, one, 1_000_000), e2e };
+    let results = report::Results {
+        quick,
+        established,
+        skipped_16m,
+        new_flows,
+        mixed,
+        two_workers: (two, one, 1_000_000),
+        e2e,
+        loadavg: (load_start, loadavg()),
+    };
     println!("{}", report::table(&results));
     for f in report::write(&results, out)? {
         println!("wrote {f}");

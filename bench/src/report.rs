@@ -17,6 +17,9 @@ pub(crate) struct Results {
     /// Aggregate Mpps of two sharded workers and the one-worker Mpps at the same flow count.
     pub(crate) two_workers: (f64, f64, usize),
     pub(crate) e2e: Result<Vec<Run>, String>,
+    /// /proc/loadavg when the run started and when it ended: other work on
+    /// the machine moves every figure.
+    pub(crate) loadavg: (String, String),
 }
 
 fn est(r: &Results, flows: usize) -> Option<&Established> {
@@ -83,12 +86,15 @@ pub(crate) fn summary(r: &Results) -> Value {
         "latency_p99_us": num(lat.map(|l| l.pct(99.0))),
         "e2e": Value::Object(e2e),
         "e2e_skipped": r.e2e.as_ref().err(),
+        "loadavg_start": r.loadavg.0,
+        "loadavg_end": r.loadavg.1,
     })
 }
 
 /// The readable table (also the body of report.md).
 pub(crate) fn table(r: &Results) -> String {
     let mut s = String::new();
+    let _ = writeln!(s, "load average at start: {}; at the end: {}\n", r.loadavg.0, r.loadavg.1);
     let _ = writeln!(s, "## core (in memory, example rules, one thread unless said)\n");
     let _ = writeln!(s, "| scenario | result |\n|---|---|");
     for e in &r.established {
@@ -139,19 +145,20 @@ pub(crate) fn table(r: &Results) -> String {
         Ok(runs) => {
             let _ = writeln!(
                 s,
-                "| path | frame | flows | offered Mpps | delivered Mpps | Gbit/s | lat p50 µs | p99 µs | p99.9 µs | lat frames recv/sent |\n|---|---|---|---|---|---|---|---|---|---|"
+                "| path | frame | flows | offered Mpps | delivered Mpps | loss | Gbit/s | lat p50 µs | p99 µs | p99.9 µs | lat frames recv/sent |\n|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for x in runs.iter().filter(|x| x.latency.is_some()) {
                 let l = x.latency.as_ref();
                 let p = |q| l.map_or(f64::NAN, |l| l.pct(q));
                 let _ = writeln!(
                     s,
-                    "| {} | {} B | {} | {:.3} | {:.3} | {:.2} | {:.0} | {:.0} | {:.0} | {}/{} |",
+                    "| {} | {} B | {} | {:.3} | {:.3} | {:.1} % | {:.2} | {:.0} | {:.0} | {:.0} | {}/{} |",
                     x.path.label(),
                     x.frame_len,
                     x.flows,
                     x.offered_pps / 1e6,
                     x.delivered_pps / 1e6,
+                    100.0 - x.delivered_pps * 100.0 / x.offered_pps.max(1.0),
                     x.gbps(),
                     p(50.0),
                     p(99.0),
@@ -202,13 +209,16 @@ const NOTES: &str = "\
   table's hash index grows by doubling, so the figure depends on N.
 - **two workers**: two threads, each with its own pipeline and half of the flows: *sharded, no
   shared table* (a shared table is not built yet). Speedup = aggregate rate / one-worker rate on the
-  same total flow count; on a 2-core machine nothing else runs meanwhile.
+  same total flow count; on a 2-core machine nothing else runs meanwhile. Each shard's table is half
+  as large, which is friendlier to the caches, so the speedup can exceed 2.
 - **e2e**: namespaces `gen | middle | sink` joined by veth pairs; the generator is an AF_PACKET socket
   (`sendmmsg`, qdisc bypassed) in a thread of this process, sending UDP frames over many flows at the
   highest rate it can; delivered = receive counter of the sink's interface over the send time.
-  Latency: a paced run (10 kpps), the receiver reads the send time (this process's monotonic clock,
-  shared across namespaces) from each payload; it includes the receiver's wake-up. Frame sizes are
-  without FCS. Everything (generator, middle, sink) shares the machine's CPUs: the absolute figures
+  Offered = what the generator got out; when a path delivers nearly all of it (loss near 0 %), the
+  generator, not the path, was the limit, and a ratio between two such paths says only that both
+  kept up. Latency: a paced run (10 kpps), a receiver thread polling its socket without sleeping
+  reads the send time (this process's monotonic clock, shared across namespaces) from each
+  payload. Frame sizes are without FCS. Everything (generator, middle, sink) shares the machine's CPUs: the absolute figures
   are the machine's, the ratios are the point.
 - The Linux reference with conntrack is br_netfilter with an nftables `inet` forward chain (the
   kernel here has no bridge-family conntrack); the bridge port is carried into it by a mark set in a

@@ -73,17 +73,6 @@ impl PacketSocket {
         let s = PacketSocket { fd };
         if rx {
             s.setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20)?;
-            let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-            // SAFETY: `tv` is a valid timeval and the length is its size.
-            cvt(unsafe {
-                libc::setsockopt(
-                    s.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    (&raw const tv).cast(),
-                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-                )
-            })?;
         } else {
             s.setopt(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
             s.setopt(libc::SOL_SOCKET, libc::SO_SNDBUF, 8 << 20)?;
@@ -132,8 +121,8 @@ impl PacketSocket {
         Ok(r as usize)
     }
 
-    /// Receive up to `bufs.len()` (at most 64) frames, waiting at most the
-    /// socket timeout (100 ms) for the first; returns their lengths.
+    /// Receive the frames pending (at most `bufs.len()`, at most 64) into
+    /// `lens`, without waiting.
     pub(crate) fn recv_batch(&self, bufs: &mut [[u8; 2048]], lens: &mut Vec<usize>) -> io::Result<()> {
         lens.clear();
         let n = bufs.len().min(BATCH);
@@ -153,7 +142,7 @@ impl PacketSocket {
                 self.fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 n as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
         };
