@@ -39,6 +39,8 @@ const EVENT_QUEUE: usize = 4096;
 const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// Log the counters this often while running.
 const STATS_EVERY: Duration = Duration::from_secs(60);
+/// At most one "table full" warning this often.
+const TABLE_FULL_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Load the configuration, apply the command-line interface names and check
 /// that both interfaces exist.
@@ -115,6 +117,7 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
     let mut running = cfg;
     let mut rules = rules;
     let mut next_stats = STATS_EVERY;
+    let mut full_logged = (0u64, Duration::ZERO);
     let mut mgmt_out: Vec<Vec<u8>> = Vec::new();
     // Relaxed: each flag is set by signal-hook's handler and read or cleared
     // only here; it carries no data, so no other access pairs with it.
@@ -155,6 +158,15 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
             if let Ok(r) = reload(opts, &mut running, &mut bridge) {
                 rules = r;
             }
+        }
+        let full = bridge.pipeline.stats().table_full;
+        if full > full_logged.0 && start.elapsed() >= full_logged.1 {
+            warn!(
+                dropped = full - full_logged.0,
+                max = running.conntrack.max,
+                "connection table full: new connections dropped (no non-ASSURED or closing entry to evict)"
+            );
+            full_logged = (full, start.elapsed() + TABLE_FULL_LOG_EVERY);
         }
         if usr1.swap(false, Ordering::Relaxed) {
             dump_table(&bridge, clock());

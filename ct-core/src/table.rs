@@ -259,6 +259,8 @@ pub enum ExpectError {
 struct Slot {
     generation: u32,
     entry: Option<Entry>,
+    /// Position on an early-drop list.
+    link: Link,
 }
 
 /// Parsed layer-4 view of a packet.
@@ -270,8 +272,59 @@ enum L4<'a> {
     Generic,
 }
 
-/// Slots scanned for an early-drop victim when the table is full.
+/// Slots scanned for an expired entry when the table is full and no
+/// early-drop candidate is left.
 const EVICTION_SCAN: usize = 64;
+/// No slot (end of an intrusive list).
+const NIL: u32 = u32::MAX;
+
+/// The early-drop lists an entry can be on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum EvictList {
+    /// Confirmed without ASSURED: evicted first.
+    Unassured = 0,
+    /// ASSURED TCP connections that started closing: evicted next.
+    Closing = 1,
+}
+
+/// The list an entry belongs on, if any.
+fn evict_list(e: &Entry) -> Option<EvictList> {
+    if !e.status.contains(Status::CONFIRMED) {
+        None
+    } else if !e.status.contains(Status::ASSURED) {
+        Some(EvictList::Unassured)
+    } else if e.can_early_drop() {
+        Some(EvictList::Closing)
+    } else {
+        None
+    }
+}
+
+/// Links of an intrusive doubly linked list through the slots.
+#[derive(Copy, Clone, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
+    list: Option<EvictList>,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link { prev: NIL, next: NIL, list: None }
+    }
+}
+
+#[derive(Copy, Clone, Debug)]
+struct ListHead {
+    head: u32,
+    tail: u32,
+}
+
+impl Default for ListHead {
+    fn default() -> Self {
+        ListHead { head: NIL, tail: NIL }
+    }
+}
 
 /// The connection tracking table.
 #[derive(Clone, Debug)]
@@ -285,6 +338,10 @@ pub struct Conntrack {
     expects: Vec<Expectation>,
     gc_cursor: usize,
     evict_cursor: usize,
+    /// Early-drop candidates of the whole table, oldest first, so a full
+    /// table finds a victim wherever it is (not in a few buckets) in O(1);
+    /// indexed by [`EvictList`].
+    evict: [ListHead; 2],
     stats: Stats,
     invalid: InvalidCounters,
     /// Connection events, when enabled.
@@ -302,6 +359,7 @@ impl Conntrack {
             expects: Vec::new(),
             gc_cursor: 0,
             evict_cursor: 0,
+            evict: [ListHead::default(); 2],
             stats: Stats::default(),
             invalid: InvalidCounters::default(),
             events: None,
@@ -569,6 +627,7 @@ impl Conntrack {
             self.kill(id);
             return Ok(Some(Outcome::attached(info, None, false)));
         }
+        self.relist(id.slot);
         Ok(Some(Outcome::attached(info, Some(id), false)))
     }
 
@@ -714,6 +773,7 @@ impl Conntrack {
         if let Some(e) = self.entry_mut(id) {
             e.status |= Status::CONFIRMED;
         }
+        self.relist(id.slot);
         self.stats.insert += 1;
         if let Some(ring) = self.events.as_mut() {
             if let Some(e) = self.slots[id.slot as usize].entry.as_ref() {
@@ -755,7 +815,7 @@ impl Conntrack {
             return EntryId { slot, generation: s.generation };
         }
         let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        self.slots.push(Slot { generation: 0, entry: Some(e) });
+        self.slots.push(Slot { generation: 0, entry: Some(e), link: Link::default() });
         EntryId { slot, generation: 0 }
     }
 
@@ -766,6 +826,7 @@ impl Conntrack {
         };
         let Some(e) = s.entry.take() else { return false };
         s.generation = s.generation.wrapping_add(1);
+        self.unlink(id.slot);
         self.free.push(id.slot);
         self.count -= 1;
         if e.status.contains(Status::CONFIRMED) {
@@ -782,29 +843,72 @@ impl Conntrack {
         true
     }
 
-    /// Ensure there is room for one more entry (`nf_conntrack_max`),
-    /// evicting a non-ASSURED (or closing TCP) entry if needed.
+    /// Take a slot off its early-drop list.
+    fn unlink(&mut self, slot: u32) {
+        let Some(link) = self.slots.get(slot as usize).map(|s| s.link) else { return };
+        let Some(list) = link.list else { return };
+        match link.prev {
+            NIL => self.evict[list as usize].head = link.next,
+            p => self.slots[p as usize].link.next = link.next,
+        }
+        match link.next {
+            NIL => self.evict[list as usize].tail = link.prev,
+            n => self.slots[n as usize].link.prev = link.prev,
+        }
+        self.slots[slot as usize].link = Link::default();
+    }
+
+    /// Put a slot on the early-drop list its entry belongs on now (at the
+    /// tail when it moves), or on none.
+    fn relist(&mut self, slot: u32) {
+        let Some(s) = self.slots.get(slot as usize) else { return };
+        let want = s.entry.as_ref().and_then(evict_list);
+        if want == s.link.list {
+            return;
+        }
+        self.unlink(slot);
+        let Some(list) = want else { return };
+        let tail = self.evict[list as usize].tail;
+        self.slots[slot as usize].link = Link { prev: tail, next: NIL, list: Some(list) };
+        match tail {
+            NIL => self.evict[list as usize].head = slot,
+            t => self.slots[t as usize].link.next = slot,
+        }
+        self.evict[list as usize].tail = slot;
+    }
+
+    /// Ensure there is room for one more entry (`nf_conntrack_max`), like
+    /// `early_drop` but over the whole table's candidates, in O(1): the
+    /// oldest non-ASSURED entry, else the oldest closing TCP connection,
+    /// else an expired entry. An ASSURED connection that is not closing is
+    /// never evicted.
     fn make_room(&mut self, now: Instant) -> bool {
         let max = self.cfg.max_entries as usize;
         if max == 0 || self.count < max {
             return true;
         }
+        for list in [EvictList::Unassured, EvictList::Closing] {
+            let head = self.evict[list as usize].head;
+            if head != NIL {
+                let s = &self.slots[head as usize];
+                let expired = s.entry.as_ref().is_some_and(|e| e.is_expired(now));
+                let id = EntryId { slot: head, generation: s.generation };
+                self.kill(id);
+                if !expired {
+                    self.stats.early_drop += 1;
+                }
+                return true;
+            }
+        }
+        // No candidate: an expired entry the collector has not reached yet.
         let n = self.slots.len();
         for _ in 0..EVICTION_SCAN.min(n) {
             let i = self.evict_cursor % n;
             self.evict_cursor = self.evict_cursor.wrapping_add(1);
             let s = &self.slots[i];
-            let Some(e) = s.entry.as_ref() else { continue };
-            if !e.status.contains(Status::CONFIRMED) {
-                continue;
-            }
-            let expired = e.is_expired(now);
-            if expired || e.can_early_drop() {
+            if s.entry.as_ref().is_some_and(|e| e.status.contains(Status::CONFIRMED) && e.is_expired(now)) {
                 let id = EntryId { slot: i as u32, generation: s.generation };
                 self.kill(id);
-                if !expired {
-                    self.stats.early_drop += 1;
-                }
                 return true;
             }
         }
@@ -988,4 +1092,81 @@ fn redirect_quote<'a>(ip: &IpPacket<'a>, m: &IcmpMsg<'a>) -> Result<&'a [u8], In
 /// Whether an address is the unspecified address (wildcard in listings).
 pub fn is_unspecified(a: &Addr) -> bool {
     a.0.iter().all(|&b| b == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::parse_ip;
+
+    fn udp(sp: u16, dp: u16, fwd: bool) -> Vec<u8> {
+        let (a, b) = if fwd { ([10, 0, 0, 1], [10, 0, 0, 2]) } else { ([10, 0, 0, 2], [10, 0, 0, 1]) };
+        let mut p = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0];
+        p.extend_from_slice(&a);
+        p.extend_from_slice(&b);
+        let c = checksum::checksum(&p, 0);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(&sp.to_be_bytes());
+        p.extend_from_slice(&dp.to_be_bytes());
+        p.extend_from_slice(&[0, 8, 0, 0]); // no UDP checksum
+        p
+    }
+
+    /// Every slot is on the list its entry belongs on, and the lists are
+    /// well formed (links agree both ways, heads and tails match).
+    fn check_lists(ct: &Conntrack) {
+        for (list, h) in ct.evict.iter().enumerate() {
+            let (mut prev, mut cur, mut n) = (NIL, h.head, 0);
+            while cur != NIL {
+                let s = &ct.slots[cur as usize];
+                assert_eq!(s.link.list.map(|l| l as usize), Some(list));
+                assert_eq!(s.link.prev, prev);
+                (prev, cur) = (cur, s.link.next);
+                n += 1;
+                assert!(n <= ct.slots.len(), "cycle");
+            }
+            assert_eq!(h.tail, prev);
+        }
+        for s in &ct.slots {
+            assert_eq!(s.entry.as_ref().and_then(evict_list), s.link.list, "{:?}", s.entry);
+        }
+    }
+
+    #[test]
+    fn early_drop_lists_follow_the_entries() {
+        let mut ct = Conntrack::new(CtConfig { max_entries: 64, checksum: false, ..CtConfig::default() });
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut t = 0;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let port = 1 + (x % 100) as u16;
+            t += x % 700;
+            let now = Instant::from_millis(t);
+            match (x >> 8) % 8 {
+                0 => {
+                    let first = ct.entries(now).next().map(|(id, _)| id);
+                    if let Some(id) = first {
+                        ct.kill(id);
+                    }
+                }
+                1 => {
+                    ct.gc(now, 16);
+                }
+                k => {
+                    let pkt = udp(port, 53, k % 2 == 0);
+                    let ip = parse_ip(&pkt).unwrap();
+                    let o = ct.track(&ip, &Template::default(), now);
+                    if k == 7 {
+                        ct.discard(&o);
+                    } else {
+                        ct.confirm(&o, now);
+                    }
+                }
+            }
+            check_lists(&ct);
+        }
+        assert!(ct.stats().early_drop > 0, "the table filled up and evicted");
+    }
 }

@@ -381,3 +381,104 @@ fn udplite_coverage_and_mandatory_checksum() {
     assert_eq!(h.pass(&lite(4, 0x1234), 0).reason, Some(InvalidReason::UdpBadLength));
     assert_eq!(h.pass(&lite(13, 0x1234), 0).reason, Some(InvalidReason::UdpBadLength));
 }
+
+fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&sp.to_be_bytes());
+    t.extend_from_slice(&dp.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[5 << 4, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+    let c = csum(&t, pseudo(src, dst, proto::TCP, t.len()));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, proto::TCP, &t)
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+
+/// Issue 5's flood: a table at capacity with ASSURED established flows, then ten times the
+/// capacity in new SYNs and new UDP flows. No ASSURED entry is evicted, the established flows
+/// keep passing, and new flows get in as room appears (non-ASSURED entries first, then closing
+/// TCP connections).
+#[test]
+fn flood_never_evicts_assured_established_flows() {
+    const CAP: u16 = 500;
+    let mut h = H::new(CtConfig { max_entries: u32::from(CAP), ..CtConfig::default() });
+    let mut t = 0;
+    for p in 0..CAP {
+        let sp = 10_000 + p;
+        assert_eq!(h.pass(&tcp(C, S, sp, 80, 1000, 0, SYN), t).state, CtState::New);
+        h.pass(&tcp(S, C, 80, sp, 5000, 1001, SYN | ACK), t);
+        assert_eq!(h.pass(&tcp(C, S, sp, 80, 1001, 5001, ACK), t).state, CtState::Established);
+    }
+    assert_eq!(h.ct.count(), usize::from(CAP));
+    let assured = |h: &H, t: u64| {
+        h.ct.entries(Instant::from_millis(t)).filter(|(_, e)| e.status.contains(Status::ASSURED)).count()
+    };
+    assert_eq!(assured(&h, t), usize::from(CAP));
+
+    // The flood: 10 x capacity new flows, half SYNs from outside, half UDP.
+    t += 1000;
+    let mut admitted = 0;
+    for i in 0..(CAP as u32 * 10) {
+        let port = 20_000 + (i % 40_000) as u16;
+        let pkt = if i % 2 == 0 { tcp(X, S, port, 443, i, 0, SYN) } else { udp(X, S, port, 53, b"x") };
+        let o = h.pass(&pkt, t);
+        admitted += usize::from(!o.table_full);
+    }
+    assert_eq!(admitted, 0, "a full table of ASSURED established flows admits nothing");
+    assert_eq!(h.ct.stats().early_drop, 0);
+    assert_eq!(h.ct.stats().drop, u64::from(CAP) * 10);
+    // Every established flow still passes, in both directions.
+    for p in 0..CAP {
+        let sp = 10_000 + p;
+        assert_eq!(h.pass(&tcp(C, S, sp, 80, 1001, 5001, ACK), t).state, CtState::Established);
+        assert_eq!(h.pass(&tcp(S, C, 80, sp, 5001, 1001, ACK), t).state, CtState::Established);
+    }
+    assert_eq!(assured(&h, t), usize::from(CAP));
+
+    // Ten connections close: room appears, and the flood gets exactly that much in.
+    for p in 0..10 {
+        let sp = 10_000 + p;
+        h.pass(&tcp(C, S, sp, 80, 1001, 5001, FIN | ACK), t);
+        h.pass(&tcp(S, C, 80, sp, 5001, 1002, FIN | ACK), t);
+        h.pass(&tcp(C, S, sp, 80, 1002, 5002, ACK), t);
+    }
+    let mut admitted = 0;
+    for i in 0..1000u32 {
+        let o = h.pass(&udp(X, S, 30_000 + i as u16, 53, b"x"), t);
+        admitted += usize::from(!o.table_full);
+    }
+    // The first new flow evicts a closing connection; after that there is a
+    // non-ASSURED entry (the previous new flow), which goes first, as in the
+    // kernel: the new flows evict each other and the established ones stay.
+    assert_eq!(admitted, 1000);
+    assert_eq!(h.ct.stats().early_drop, 1000);
+    assert_eq!(assured(&h, t), usize::from(CAP) - 1);
+    for p in 10..CAP {
+        let sp = 10_000 + p;
+        assert_eq!(h.pass(&tcp(C, S, sp, 80, 1001, 5001, ACK), t).state, CtState::Established);
+    }
+}
+
+/// The victim is found wherever it sits in the table, not only near a scan cursor.
+#[test]
+fn full_table_finds_the_one_candidate_anywhere() {
+    const CAP: u16 = 1000;
+    let mut h = H::new(CtConfig { max_entries: u32::from(CAP), ..CtConfig::default() });
+    for p in 0..CAP - 1 {
+        h.pass(&udp(C, S, 1000 + p, 9, b""), 0);
+        h.pass(&udp(S, C, 9, 1000 + p, b""), 10);
+        h.pass(&udp(C, S, 1000 + p, 9, b""), 2500);
+    }
+    // The only non-ASSURED entry, in the last slot.
+    h.pass(&udp(C, S, 5000, 9, b""), 2600);
+    assert_eq!(h.ct.count(), usize::from(CAP));
+    let o = h.pass(&udp(C, S, 6000, 9, b""), 2700);
+    assert!(!o.table_full);
+    assert_eq!(h.ct.stats().early_drop, 1);
+    let ports: Vec<u16> = h.ct.entries(Instant::from_millis(2700)).map(|(_, e)| e.orig.sport).collect();
+    assert!(ports.contains(&6000) && !ports.contains(&5000));
+}
