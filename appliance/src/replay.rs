@@ -1,7 +1,8 @@
 //! `ctwall replay`: run a capture through the pipeline, with the capture's
 //! timestamps as the clock, and report every frame and the final table.
 
-use crate::pipeline::{AcceptAll, Decision, Pipeline, Verdict};
+use crate::pipeline::{Decision, Pipeline, Verdict};
+use crate::rules::Ruleset;
 use crate::settings;
 use config::Config;
 use ct_core::listing::{conntrack_line, expect_line, proc_line, seconds_left, ListOptions};
@@ -75,7 +76,10 @@ pub fn pipeline_for(config: Option<&Path>) -> Result<(Pipeline, Config), ReplayE
 
 /// Replay `opts.trace`, writing the report to `out`.
 pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> Result<ReplaySummary, ReplayError> {
-    let (mut pipe, _cfg) = pipeline_for(opts.config.as_deref())?;
+    let (mut pipe, cfg) = pipeline_for(opts.config.as_deref())?;
+    // The configuration's rules, as `ctwall run` applies them (pcapng
+    // interface 1 is the outside port, everything else the inside port).
+    let rules = Ruleset::compile(&cfg);
     let cap_err = |err| ReplayError::Capture { path: opts.trace.clone(), err };
     let mut io = PcapIo::open(&opts.trace).map_err(cap_err)?;
     let mut n: u64 = 0;
@@ -86,7 +90,7 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> Result<ReplaySummary, R
         io.rx_batch(64, &mut |frame, meta| {
             n += 1;
             now = Instant::from_nanos(meta.ts_ns);
-            let d = pipe.process(frame, meta.port, now, &AcceptAll);
+            let d = pipe.process(frame, meta.port, now, &rules);
             pipe.housekeeping(now, GC_BUDGET_PER_FRAME);
             line.clear();
             frame_line(&mut line, n, meta.ts_ns, &d, pipe.conntrack(), opts.format);

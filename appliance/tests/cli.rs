@@ -163,3 +163,33 @@ fn check_reports_file_line_col() {
     let out = ctwall(&["replay", "--config", bad.to_str().unwrap(), p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn replay_applies_the_configured_rules() {
+    let cfg = tmp("rules.ron");
+    std::fs::write(
+        &cfg,
+        r#"(filter: (inside_to_outside: (policy: "drop", rules: [
+            (name: "dns", match: (proto: "udp", dport: [53]), action: "accept"),
+        ])))"#,
+    )
+    .unwrap();
+    let p = tmp("rules.pcap");
+    write_pcap(
+        &p,
+        &[
+            (0, udp_frame([10, 0, 1, 2], [10, 0, 2, 2], 1000, 53, b"q")),
+            (1, udp_frame([10, 0, 1, 2], [10, 0, 2, 2], 1000, 54, b"q")),
+        ],
+    );
+    let out = ctwall(&["replay", "--config", cfg.to_str().unwrap(), "--format", "jsonl", p.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let verdicts: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("n").is_some())
+        .map(|v| v["verdict"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(verdicts, ["accept", "drop"], "{text}");
+}
