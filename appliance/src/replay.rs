@@ -5,7 +5,7 @@ use crate::pipeline::{Decision, Pipeline, Verdict};
 use crate::rules::Ruleset;
 use crate::settings;
 use config::Config;
-use ct_core::listing::{conntrack_line, expect_line, proc_line, seconds_left, ListOptions};
+use ct_core::listing::{conntrack_line, expect_line, seconds_left, ListOptions};
 use ct_core::table::{Conntrack, Entry};
 use ct_core::{CtState, Instant};
 use rings::pcap::PcapIo;
@@ -182,32 +182,6 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
     }
 }
 
-fn entry_json(e: &Entry, now: Instant, opts: &ListOptions) -> Value {
-    let tuple = |t: &ct_core::Tuple| {
-        json!({
-            "src": t.src.to_ip(t.l3).to_string(), "dst": t.dst.to_ip(t.l3).to_string(),
-            "sport": t.sport, "dport": t.dport,
-        })
-    };
-    json!({
-        "line": proc_line(e, now, opts),
-        "conntrack": conntrack_line(e, now, opts),
-        "l3": e.orig.l3.name(),
-        "proto": e.orig.proto,
-        "timeout": seconds_left(e.deadline, now),
-        "state": e.tcp_state().map(|s| s.name()),
-        "status": e.status.names().collect::<Vec<_>>(),
-        "orig": tuple(&e.orig),
-        "reply": tuple(&e.reply),
-        "zone": e.zone,
-        "mark": e.mark,
-        "helper": e.helper.as_ref().map(|h| h.name),
-        "counters": {
-            "orig": {"packets": e.counters[0].packets, "bytes": e.counters[0].bytes},
-            "reply": {"packets": e.counters[1].packets, "bytes": e.counters[1].bytes},
-        },
-    })
-}
 
 /// Write the table, expectations and statistics at `now`; returns the
 /// number of entries.
@@ -224,7 +198,7 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
                 if i > 0 {
                     out.write_all(b",")?;
                 }
-                serde_json::to_writer(&mut *out, &entry_json(e, now, &opts))?;
+                serde_json::to_writer(&mut *out, &crate::mgmt::render::entry_json(e, now, &opts))?;
             }
             out.write_all(b"]}\n")?;
             let expect: Vec<Value> = ct

@@ -64,7 +64,9 @@ pub fn expect_proc(ct: &Conntrack, now: Instant, out: &mut String) {
     }
 }
 
-fn entry_json(e: &Entry, now: Instant, opts: &ListOptions) -> Value {
+/// One entry as JSON: its `/proc/net/nf_conntrack` and `conntrack -L`
+/// lines and its fields (also the final table of `ctwall replay --format jsonl`).
+pub fn entry_json(e: &Entry, now: Instant, opts: &ListOptions) -> Value {
     let tuple = |t: &ct_core::Tuple| {
         json!({
             "src": t.src.to_ip(t.l3).to_string(), "dst": t.dst.to_ip(t.l3).to_string(),
