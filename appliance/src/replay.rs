@@ -182,7 +182,6 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
     }
 }
 
-
 /// Write the table, expectations and statistics at `now`; returns the
 /// number of entries.
 pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn Write) -> io::Result<usize> {
