@@ -39,6 +39,9 @@ pub struct RawDecision {
     pub notrack: bool,
     /// `CT --zone`.
     pub zone: u16,
+    /// `CT --helper NAME`: the helper for a connection this packet creates,
+    /// ahead of the port-based assignment.
+    pub helper: Option<&'static str>,
 }
 
 /// The ruleset as the pipeline sees it: a pre-tracking stage and a filter.
@@ -226,7 +229,11 @@ impl Pipeline {
             Err(r) => return self.untracked_or_invalid(frame, port, vlan, Some(r), policy, now),
         };
         let raw = policy.raw(port, vlan, &ip);
-        let tmpl = Template { zone: raw.zone, notrack: raw.notrack, helper: self.assign_helper(&ip) };
+        let helper = match raw.helper {
+            Some(name) => self.named_helper(name, ip.proto),
+            None => self.assign_helper(&ip),
+        };
+        let tmpl = Template { zone: raw.zone, notrack: raw.notrack, helper };
         let outcome = self.ct.track(&ip, &tmpl, now);
         let l4 = Some(ip.proto);
         if outcome.table_full {
@@ -283,6 +290,14 @@ impl Pipeline {
         };
         let verdict = policy.filter(&FrameView { frame, port, vlan, outcome: &outcome, status: None, ip: None }, now);
         Decision { outcome, verdict, drop_cause: None, l4: None }
+    }
+
+    /// `CT --helper NAME` from the pre-tracking stage: only for packets of
+    /// the helper's protocol.
+    fn named_helper(&self, name: &str, proto: u8) -> Option<(u8, &'static str)> {
+        let id = self.helpers.by_name(name)?;
+        let h = self.helpers.get(id)?;
+        (h.proto() == proto).then_some((id, h.name()))
     }
 
     /// `ct helper set` by protocol and destination port.

@@ -418,6 +418,7 @@ impl Ruleset {
             let action = match r.action {
                 RawAction::Notrack => "notrack",
                 RawAction::Zone(_) => "zone",
+                RawAction::Helper(_) => "helper",
             };
             out.push(RuleCounters { chain: "raw", rule: r.name.clone(), action, packets, bytes });
         }
@@ -505,8 +506,9 @@ impl Policy for Ruleset {
             if r.m.matches_packet(port, vlan, Some(ip)) {
                 r.counter.add(u64::from(ip.ip_len));
                 return match r.action {
-                    RawAction::Notrack => RawDecision { notrack: true, zone: 0 },
-                    RawAction::Zone(z) => RawDecision { notrack: false, zone: z },
+                    RawAction::Notrack => RawDecision { notrack: true, ..RawDecision::default() },
+                    RawAction::Zone(z) => RawDecision { zone: z, ..RawDecision::default() },
+                    RawAction::Helper(kind) => RawDecision { helper: Some(kind.name()), ..RawDecision::default() },
                 };
             }
         }
@@ -756,11 +758,39 @@ mod tests {
         );
         let ip = ipv4(A, B, 17, &udp(5, 123));
         let ipk = ct_core::wire::parse_ip(&ip[14..]).unwrap();
-        assert_eq!(rs.raw(PortId::Inside, None, &ipk), RawDecision { notrack: true, zone: 0 });
+        assert_eq!(rs.raw(PortId::Inside, None, &ipk), RawDecision { notrack: true, ..RawDecision::default() });
         let ip2 = ipv4(A, B, 17, &udp(5, 124));
         let ipk2 = ct_core::wire::parse_ip(&ip2[14..]).unwrap();
-        assert_eq!(rs.raw(PortId::Outside, None, &ipk2), RawDecision { notrack: false, zone: 7 });
+        assert_eq!(rs.raw(PortId::Outside, None, &ipk2), RawDecision { zone: 7, ..RawDecision::default() });
         assert_eq!(rs.raw(PortId::Inside, None, &ipk2), RawDecision::default());
+        assert_eq!(rs.counters()[0].packets, 1);
+    }
+
+    #[test]
+    fn raw_helper_attaches_like_ct_helper() {
+        let cfg = Config::parse(
+            r#"(helpers: [], raw: [(name: "ftp-2121", match: (dport: [2121], proto: "tcp"), action: (helper: "ftp")),
+                               (name: "any-ftp", match: (dst: ["10.0.0.9"]), action: (helper: "ftp"))])"#,
+            Path::new("t.ron"),
+        )
+        .unwrap();
+        let rs = Ruleset::compile(&cfg);
+        let reg = crate::settings::helper_registry(&cfg).unwrap();
+        let mut p = Pipeline::new(Conntrack::new(CtConfig::default()), reg);
+        for f in [
+            ipv4(A, B, 6, &tcp(1000, 2121, 1, 0, 0x02)),
+            ipv4(A, B, 6, &tcp(1001, 21, 1, 0, 0x02)),
+            // Matches the second rule, but the ftp helper is for TCP only.
+            ipv4(A, [10, 0, 0, 9], 17, &udp(5, 6)),
+        ] {
+            assert_eq!(p.process(&f, PortId::Inside, Instant::ZERO, &rs).verdict, Verdict::Accept);
+        }
+        let helpers: Vec<(u16, Option<&str>)> = p
+            .conntrack()
+            .entries(Instant::ZERO)
+            .map(|(_, e)| (e.orig.dport, e.helper.as_ref().map(|h| h.name)))
+            .collect();
+        assert_eq!(helpers, [(2121, Some("ftp")), (21, None), (6, None)]);
         assert_eq!(rs.counters()[0].packets, 1);
     }
 

@@ -50,15 +50,30 @@ pub fn ct_config(c: &Config) -> CtConfig {
     }
 }
 
-/// The helper registry of a configuration.
+fn instance(kind: HelperKind, loose: bool) -> Arc<dyn helpers::AlgHelper> {
+    match kind {
+        HelperKind::Ftp => Arc::new(Ftp::new(FtpConfig { loose })),
+        HelperKind::Tftp => Arc::new(Tftp::new()),
+    }
+}
+
+/// The helper registry of a configuration: the `helpers:` port list, plus
+/// (without ports) any helper only the raw stage names.
 pub fn helper_registry(c: &Config) -> Result<HelperRegistry, RegistryError> {
     let mut b = HelperRegistry::builder();
     for spec in &c.helpers.0 {
-        let helper: Arc<dyn helpers::AlgHelper> = match spec.helper {
-            HelperKind::Ftp => Arc::new(Ftp::new(FtpConfig { loose: spec.loose })),
-            HelperKind::Tftp => Arc::new(Tftp::new()),
-        };
-        b = b.register(helper, &spec.ports.0)?;
+        b = b.register(instance(spec.helper, spec.loose), &spec.ports.0)?;
+    }
+    let mut extra: Vec<HelperKind> = Vec::new();
+    for r in &c.raw {
+        if let config::RawAction::Helper(kind) = r.action {
+            if !c.helpers.0.iter().any(|h| h.helper == kind) && !extra.contains(&kind) {
+                extra.push(kind);
+            }
+        }
+    }
+    for kind in extra {
+        b = b.register(instance(kind, false), &[])?;
     }
     Ok(b.build())
 }

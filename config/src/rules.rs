@@ -860,9 +860,12 @@ pub enum RawAction {
     Notrack,
     /// `CT --zone N`.
     Zone(u16),
+    /// `CT --helper NAME`: attach this helper to connections the packet
+    /// creates (ahead of the `helpers:` port list).
+    Helper(crate::HelperKind),
 }
 
-const RAW_ACTION_EXPECTED: &str = "a raw action, \"notrack\" or (zone: N)";
+const RAW_ACTION_EXPECTED: &str = "a raw action, \"notrack\", (zone: N) or (helper: \"ftp\"|\"tftp\")";
 
 impl<'de> Deserialize<'de> for RawAction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -883,15 +886,19 @@ impl<'de> Deserialize<'de> for RawAction {
                 #[serde(field_identifier, rename_all = "lowercase")]
                 enum Key {
                     Zone,
+                    Helper,
                 }
-                let mut zone = None;
-                while let Some(Key::Zone) = map.next_key::<Key>()? {
-                    if zone.is_some() {
-                        return Err(de::Error::duplicate_field("zone"));
+                let mut action = None;
+                while let Some(key) = map.next_key::<Key>()? {
+                    if action.is_some() {
+                        return Err(de::Error::custom(format!("{RAW_ACTION_EXPECTED}: one action per rule")));
                     }
-                    zone = Some(map.next_value::<u16>()?);
+                    action = Some(match key {
+                        Key::Zone => RawAction::Zone(map.next_value::<u16>()?),
+                        Key::Helper => RawAction::Helper(map.next_value::<crate::HelperKind>()?),
+                    });
                 }
-                zone.map(RawAction::Zone).ok_or_else(|| de::Error::custom(RAW_ACTION_EXPECTED))
+                action.ok_or_else(|| de::Error::custom(RAW_ACTION_EXPECTED))
             }
         }
         d.deserialize_any(V)
@@ -922,6 +929,15 @@ impl TryFrom<RawRuleSpec> for RawRule {
     fn try_from(r: RawRuleSpec) -> Result<Self, String> {
         if r.matches.uses_conntrack() {
             return Err("a raw match without ctstate, ctstatus or ctdir (raw rules run before tracking)".into());
+        }
+        if let RawAction::Helper(kind) = r.action {
+            let (want, name) = match kind {
+                crate::HelperKind::Ftp => (proto::TCP, "tcp"),
+                crate::HelperKind::Tftp => (proto::UDP, "udp"),
+            };
+            if r.matches.proto.is_some_and(|p| p.0 != want) {
+                return Err(format!("proto: \"{name}\" in a match that attaches the {} helper", kind.name()));
+            }
         }
         Ok(RawRule { name: r.name, matches: r.matches, action: r.action })
     }
@@ -975,7 +991,8 @@ mod tests {
                 (match: (proto: 1, icmp_type: 8, icmp_code: 0), action: "drop"),
                 (match: (proto: "udp", dport: ["53"]), action: "reject"),
             ])),
-            raw: [(match: (iface: "outside"), action: (zone: 5)), (match: (), action: "notrack")])"#,
+            raw: [(match: (iface: "outside"), action: (zone: 5)), (match: (), action: "notrack"),
+                  (match: (proto: "tcp", dport: [2121]), action: (helper: "ftp"))])"#,
         );
         let c = match c {
             Ok(c) => c,
@@ -993,6 +1010,7 @@ mod tests {
         assert_eq!(c.filter.inside_to_outside.rules[1].matches.proto, Some(Proto(1)));
         assert_eq!(c.filter.inside_to_outside.rules[2].action, Action::Reject);
         assert_eq!(c.raw[0].action, RawAction::Zone(5));
+        assert_eq!(c.raw[2].action, RawAction::Helper(crate::HelperKind::Ftp));
     }
 
     #[test]
@@ -1012,6 +1030,9 @@ mod tests {
             ("(filter: (inside_to_outside: (rules: [(action: \"jump\")])))", "an action", 1),
             ("(filter: (inside_to_outside: (rules: [(action: \"drop\", log_prefix: \"x\")])))", "log_prefix only", 1),
             ("(filter: (inside_to_outside: (policy: \"reject\")))", "a chain policy", 1),
+            ("(raw: [(match: (proto: \"udp\"), action: (helper: \"ftp\"))])", "proto: \"tcp\" in a match that attaches the ftp helper", 1),
+            ("(raw: [(action: (helper: \"sip\"))])", "a helper name", 1),
+            ("(raw: [(action: (zone: 1, helper: \"ftp\"))])", "one action per rule", 1),
             ("(filter: (inside_to_outside: (rules: [(name: \"x\", action: \"drop\")]),\n outside_to_inside: (rules: [(name: \"x\", action: \"drop\")])))", "\"x\" is used twice", 2),
             ("(raw: [(match: (ctstate: [\"NEW\"]), action: \"notrack\")])", "raw rules run before tracking", 1),
             ("(raw: [(action: \"accept\")])", "a raw action", 1),

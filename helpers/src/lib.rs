@@ -153,6 +153,13 @@ impl HelperRegistry {
         self.by_port.get(&(proto, dport)).copied()
     }
 
+    /// The first registered helper called `name` (for `CT --helper NAME`
+    /// in the pre-tracking stage).
+    pub fn by_name(&self, name: &str) -> Option<HelperId> {
+        let i = self.helpers.iter().position(|h| h.name() == name)?;
+        HelperId::try_from(i).ok()
+    }
+
     pub fn get(&self, id: HelperId) -> Option<&dyn AlgHelper> {
         self.helpers.get(usize::from(id)).map(|h| h.as_ref())
     }
