@@ -235,7 +235,13 @@ impl App<'_> {
         let counters = self.rules.counters();
         let rules: Vec<render::RuleCounter<'_>> = counters
             .iter()
-            .map(|c| render::RuleCounter { chain: c.chain, rule: &c.rule, packets: c.packets })
+            .map(|c| render::RuleCounter {
+                chain: c.chain,
+                rule: &c.rule,
+                packets: c.packets,
+                bytes: c.bytes,
+                action: c.action,
+            })
             .collect();
         let invalid = self.bridge.pipeline.invalid_counters();
         let p = &self.bridge.pipeline;

@@ -20,6 +20,10 @@ pub struct RuleCounter<'a> {
     pub rule: &'a str,
     /// Packets that matched it.
     pub packets: u64,
+    /// Their bytes at the IP layer (as `iptables -v`).
+    pub bytes: u64,
+    /// What it does (`accept`, `drop`, ..., `policy` rows carry the policy).
+    pub action: &'a str,
 }
 
 /// What the statistics are made of.
@@ -115,8 +119,11 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
     let p = s.pipeline;
     let reasons: serde_json::Map<String, Value> =
         s.invalid.iter().map(|(r, c)| (r.name().to_string(), json!(c))).collect();
-    let rules: Vec<Value> =
-        s.rules.iter().map(|r| json!({"chain": r.chain, "rule": r.rule, "packets": r.packets})).collect();
+    let rules: Vec<Value> = s
+        .rules
+        .iter()
+        .map(|r| json!({"chain": r.chain, "rule": r.rule, "action": r.action, "packets": r.packets, "bytes": r.bytes}))
+        .collect();
     let v = json!({
         "table": {
             "entries": ct.count(),
@@ -228,15 +235,15 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
     family(out, "ctwall_helper_drops_total", "counter", "Packets the helpers refused, by cause.");
     let _ = writeln!(out, "ctwall_helper_drops_total{{cause=\"partial_match\"}} {}", p.helper_partial_match);
     let _ = writeln!(out, "ctwall_helper_drops_total{{cause=\"expect_failed\"}} {}", p.helper_expect_failed);
-    family(out, "ctwall_rule_packets_total", "counter", "Packets that matched each rule.");
-    for r in s.rules {
-        let _ = writeln!(
-            out,
-            "ctwall_rule_packets_total{{chain=\"{}\",rule=\"{}\"}} {}",
-            label(r.chain),
-            label(r.rule),
-            r.packets
-        );
+    for (name, help, bytes) in [
+        ("ctwall_rule_packets_total", "Packets that matched each rule.", false),
+        ("ctwall_rule_bytes_total", "Bytes (IP layer) of the packets that matched each rule.", true),
+    ] {
+        family(out, name, "counter", help);
+        for r in s.rules {
+            let v = if bytes { r.bytes } else { r.packets };
+            let _ = writeln!(out, "{name}{{chain=\"{}\",rule=\"{}\"}} {v}", label(r.chain), label(r.rule));
+        }
     }
     let m = mgmt;
     let own: [(&str, &str, u64); 8] = [

@@ -37,8 +37,13 @@ impl App {
     }
 
     fn snapshot<'a>(&'a self, invalid: &'a ct_core::invalid::InvalidCounters, now: Instant) -> render::Snapshot<'a> {
-        const RULES: &[render::RuleCounter<'static>] =
-            &[render::RuleCounter { chain: "inside_to_outside", rule: "say \"hi\"\\", packets: 7 }];
+        const RULES: &[render::RuleCounter<'static>] = &[render::RuleCounter {
+            chain: "inside_to_outside",
+            rule: "say \"hi\"\\",
+            packets: 7,
+            bytes: 700,
+            action: "drop",
+        }];
         render::Snapshot { ct: &self.ct, pipeline: &self.pipeline, invalid, rules: RULES, now }
     }
 
@@ -467,6 +472,10 @@ fn metrics_parse_as_prometheus_text() {
         text.contains("ctwall_rule_packets_total{chain=\"inside_to_outside\",rule=\"say \\\"hi\\\"\\\\\"} 7\n"),
         "{text}"
     );
+    assert!(
+        text.contains("ctwall_rule_bytes_total{chain=\"inside_to_outside\",rule=\"say \\\"hi\\\"\\\\\"} 700\n"),
+        "{text}"
+    );
     assert!(text.contains("\nctwall_mgmt_http_requests_total 1\n"), "{text}");
     // The checker itself refuses what it should.
     for bad in [
@@ -482,6 +491,7 @@ fn metrics_parse_as_prometheus_text() {
     let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
     assert_eq!(v["table"]["entries"], 1);
     assert_eq!(v["rules"][0]["packets"], 7);
+    assert_eq!((v["rules"][0]["bytes"].as_u64(), v["rules"][0]["action"].as_str()), (Some(700), Some("drop")));
     assert_eq!(v["invalid_reasons"]["tcp_bad_flags"], 0);
     assert_eq!(v["mgmt"]["http_requests"], 2);
 }
