@@ -292,6 +292,11 @@ impl Pipeline {
         Decision { outcome, verdict, drop_cause: None, l4: None }
     }
 
+    /// Whether a helper of this name is loaded (helpers load at start).
+    pub fn has_helper(&self, name: &str) -> bool {
+        self.helpers.by_name(name).is_some()
+    }
+
     /// `CT --helper NAME` from the pre-tracking stage: only for packets of
     /// the helper's protocol.
     fn named_helper(&self, name: &str, proto: u8) -> Option<(u8, &'static str)> {

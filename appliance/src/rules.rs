@@ -775,6 +775,8 @@ mod tests {
         let rs = Ruleset::compile(&cfg);
         let reg = crate::settings::helper_registry(&cfg).unwrap();
         let mut p = Pipeline::new(Conntrack::new(CtConfig::default()), reg);
+        // Only the helper the raw stage names is loaded (`helpers: []`).
+        assert!(p.has_helper("ftp") && !p.has_helper("tftp"));
         for f in [
             ipv4(A, B, 6, &tcp(1000, 2121, 1, 0, 0x02)),
             ipv4(A, B, 6, &tcp(1001, 21, 1, 0, 0x02)),

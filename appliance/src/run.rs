@@ -301,6 +301,16 @@ fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Resul
     if new.helpers != running.helpers {
         warn!("helper assignments change only with a restart; the running ones stay");
     }
+    for r in &new.raw {
+        if let config::RawAction::Helper(k) = r.action {
+            if !bridge.pipeline.has_helper(k.name()) {
+                warn!(
+                    helper = k.name(),
+                    "a raw rule names a helper that starts only with a restart; it attaches nothing until then"
+                );
+            }
+        }
+    }
     if new.mgmt != running.mgmt {
         warn!("management settings change only with a restart; the running ones stay");
     }
