@@ -6,9 +6,9 @@
 //! non-first fragment or a broadcast or multicast destination.
 
 use ct_core::tuple::{proto, L3};
-use ct_core::wire::checksum::checksum;
+use ct_core::wire::checksum::{checksum, pseudo_header_sum};
 use ct_core::wire::icmp::{is_v4_error, is_v6_error};
-use ct_core::wire::{parse_frame, Fragment, IpPacket, TcpSeg};
+use ct_core::wire::{parse_frame, Fragment, IpPacket, TcpFlags, TcpSeg};
 
 /// Hop limit of generated packets.
 const TTL: u8 = 64;
@@ -16,11 +16,6 @@ const TTL: u8 = 64;
 const ICMP4_MAX: usize = 576;
 /// An ICMPv6 error fits the IPv6 minimum MTU (RFC 4443 2.4 (c)).
 const ICMP6_MAX: usize = 1280;
-
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 
 /// The frame answering `frame` (whose IP packet is `ip`), or `None` when
 /// the rules say to stay silent.
@@ -79,31 +74,17 @@ fn ip_header(ip: &IpPacket<'_>, l4_proto: u8, len: usize, out: &mut Vec<u8>) -> 
     Some(())
 }
 
-/// The pseudo-header sum of the answer (addresses swapped; the sum does
-/// not care about their order).
-fn pseudo_sum(ip: &IpPacket<'_>, l4_proto: u8, len: usize) -> u32 {
-    let addr_bytes = if ip.l3 == L3::V4 { 4 } else { 16 };
-    let mut sum = 0u32;
-    for a in [&ip.src.0[..addr_bytes], &ip.dst.0[..addr_bytes]] {
-        for w in a.chunks_exact(2) {
-            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        }
-    }
-    // Lengths here are below 64 KiB, so the sum cannot overflow.
-    sum + u32::from(l4_proto) + len as u32
-}
-
 fn tcp_reset(ip: &IpPacket<'_>, out: &mut Vec<u8>) -> Option<()> {
     let seg = TcpSeg::parse(ip.l4).ok()?;
-    let f = seg.flags.bits();
-    if f & TCP_RST != 0 {
+    let f = seg.flags;
+    if f.contains(TcpFlags::RST) {
         return None;
     }
-    let (seq, ack, flags) = if f & TCP_ACK != 0 {
-        (seg.ack, 0, TCP_RST)
+    let (seq, ack, flags) = if f.contains(TcpFlags::ACK) {
+        (seg.ack, 0, TcpFlags::RST)
     } else {
-        let len = seg.payload_len() + u32::from(f & TCP_SYN != 0) + u32::from(f & TCP_FIN != 0);
-        (0, seg.seq.wrapping_add(len), TCP_RST | TCP_ACK)
+        let len = seg.payload_len() + u32::from(f.contains(TcpFlags::SYN)) + u32::from(f.contains(TcpFlags::FIN));
+        (0, seg.seq.wrapping_add(len), TcpFlags::RST | TcpFlags::ACK)
     };
     ip_header(ip, proto::TCP, 20, out)?;
     let start = out.len();
@@ -111,8 +92,9 @@ fn tcp_reset(ip: &IpPacket<'_>, out: &mut Vec<u8>) -> Option<()> {
     out.extend_from_slice(&seg.sport.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&ack.to_be_bytes());
-    out.extend_from_slice(&[5 << 4, flags, 0, 0, 0, 0, 0, 0]);
-    let c = checksum(&out[start..], pseudo_sum(ip, proto::TCP, 20));
+    out.extend_from_slice(&[5 << 4, flags.bits(), 0, 0, 0, 0, 0, 0]);
+    // The pseudo-header sum does not depend on the order of the addresses.
+    let c = checksum(&out[start..], pseudo_header_sum(&IpPacket { proto: proto::TCP, ..*ip }, 20));
     out[start + 16..start + 18].copy_from_slice(&c.to_be_bytes());
     Some(())
 }
@@ -135,7 +117,7 @@ fn unreachable(ip: &IpPacket<'_>, quoted: &[u8], out: &mut Vec<u8>) -> Option<()
     let start = out.len();
     out.extend_from_slice(&[ty, code, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(quote);
-    let init = if ip.l3 == L3::V6 { pseudo_sum(ip, l4_proto, len) } else { 0 };
+    let init = if ip.l3 == L3::V6 { pseudo_header_sum(&IpPacket { proto: l4_proto, ..*ip }, len) } else { 0 };
     let c = checksum(&out[start..], init);
     out[start + 2..start + 4].copy_from_slice(&c.to_be_bytes());
     Some(())
@@ -188,7 +170,7 @@ mod tests {
         assert_eq!((ip.src.v4_octets(), ip.dst.v4_octets()), ([10, 0, 0, 2], [10, 0, 0, 1]));
         let seg = TcpSeg::parse(ip.l4).unwrap();
         assert_eq!((seg.sport, seg.dport), (113, 40000));
-        assert_eq!((seg.seq, seg.ack, seg.flags.bits()), (0, 1001, TCP_RST | TCP_ACK));
+        assert_eq!((seg.seq, seg.ack, seg.flags.bits()), (0, 1001, (TcpFlags::RST | TcpFlags::ACK).bits()));
     }
 
     #[test]
@@ -196,7 +178,7 @@ mod tests {
         let out = answer(&tcp4(|b| b.ack(777), b"hello")).unwrap();
         let (_, ip) = check(&out);
         let seg = TcpSeg::parse(ip.l4).unwrap();
-        assert_eq!((seg.seq, seg.ack, seg.flags.bits()), (777, 0, TCP_RST));
+        assert_eq!((seg.seq, seg.ack, seg.flags.bits()), (777, 0, TcpFlags::RST.bits()));
         assert!(answer(&tcp4(|b| b.rst(), &[])).is_none());
     }
 

@@ -10,7 +10,7 @@
 use crate::pipeline::{FrameView, Policy, RawDecision, Verdict};
 use config::{Action, ChainPolicy, Config, CtDir, Iface, Match, RawAction, StateName};
 use ct_core::tuple::{proto, Addr, L3};
-use ct_core::wire::{IpPacket, TcpSeg};
+use ct_core::wire::{IpPacket, TcpFlags, TcpSeg};
 use ct_core::{CtState, Instant};
 use rings::PortId;
 use std::fmt::Write as _;
@@ -102,8 +102,7 @@ fn ports(p: &Option<config::PortList>) -> Vec<(u16, u16)> {
 }
 
 /// TCP flags `--syn` looks at.
-const SYN_MASK: u8 = 0x17; // FIN | SYN | RST | ACK
-const SYN: u8 = 0x02;
+const SYN_MASK: TcpFlags = TcpFlags::FIN.union(TcpFlags::SYN).union(TcpFlags::RST).union(TcpFlags::ACK);
 
 impl Matcher {
     fn compile(m: &Match) -> Matcher {
@@ -189,7 +188,7 @@ impl Matcher {
             if self.tcp_flags.is_some_and(|(mask, set)| f & mask != set) {
                 return false;
             }
-            if self.syn.is_some_and(|want| (f & SYN_MASK == SYN) != want) {
+            if self.syn.is_some_and(|want| (seg.flags & SYN_MASK == TcpFlags::SYN) != want) {
                 return false;
             }
         }
@@ -470,9 +469,16 @@ impl Ruleset {
                     if let (Some(sp), Some(dp)) = (be16(ip.l4, 0), be16(ip.l4, 2)) {
                         let _ = write!(s, "SPT={sp} DPT={dp} ");
                     }
-                    if let Ok(seg) = TcpSeg::parse(ip.l4).ok().filter(|_| ip.proto == proto::TCP).ok_or(()) {
-                        for (bit, n) in [(0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH")] {
-                            if seg.flags.bits() & bit != 0 {
+                    let seg = if ip.proto == proto::TCP { TcpSeg::parse(ip.l4).ok() } else { None };
+                    if let Some(seg) = seg {
+                        for (bit, n) in [
+                            (TcpFlags::SYN, "SYN"),
+                            (TcpFlags::ACK, "ACK"),
+                            (TcpFlags::FIN, "FIN"),
+                            (TcpFlags::RST, "RST"),
+                            (TcpFlags::PSH, "PSH"),
+                        ] {
+                            if seg.flags.contains(bit) {
                                 let _ = write!(s, "{n} ");
                             }
                         }
