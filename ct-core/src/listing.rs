@@ -89,6 +89,19 @@ fn flag_assured(out: &mut String, s: Status) {
     }
 }
 
+/// Both tuples with their counters, `[UNREPLIED]` between them and
+/// `[ASSURED]` after: the middle of every listing and event line.
+fn write_tuples(out: &mut String, e: &Entry, style: AddrStyle, opts: &ListOptions) {
+    write_tuple(out, &e.orig, style);
+    write_counter(out, &e.counters[0], opts);
+    if !e.status.contains(Status::SEEN_REPLY) {
+        out.push_str("[UNREPLIED] ");
+    }
+    write_tuple(out, &e.reply, style);
+    write_counter(out, &e.counters[1], opts);
+    flag_assured(out, e.status);
+}
+
 /// One line of `/proc/net/nf_conntrack` (without the trailing newline).
 /// `use=` is printed as 2, the usual value for an idle entry.
 pub fn proc_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
@@ -103,14 +116,7 @@ pub fn proc_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
         seconds_left(e.deadline, now)
     );
     write_proto_state(&mut out, e);
-    write_tuple(&mut out, &e.orig, AddrStyle::Proc);
-    write_counter(&mut out, &e.counters[0], opts);
-    if !e.status.contains(Status::SEEN_REPLY) {
-        out.push_str("[UNREPLIED] ");
-    }
-    write_tuple(&mut out, &e.reply, AddrStyle::Proc);
-    write_counter(&mut out, &e.counters[1], opts);
-    flag_assured(&mut out, e.status);
+    write_tuples(&mut out, e, AddrStyle::Proc, opts);
     let _ = write!(out, "mark={} zone={} use=2", e.mark, e.zone);
     out
 }
@@ -123,14 +129,7 @@ pub fn conntrack_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
         // conntrack -L prints the TCP state only (GRE timeouts are not in ctnetlink).
         let _ = write!(out, "{} ", st.name());
     }
-    write_tuple(&mut out, &e.orig, AddrStyle::Ntop);
-    write_counter(&mut out, &e.counters[0], opts);
-    if !e.status.contains(Status::SEEN_REPLY) {
-        out.push_str("[UNREPLIED] ");
-    }
-    write_tuple(&mut out, &e.reply, AddrStyle::Ntop);
-    write_counter(&mut out, &e.counters[1], opts);
-    flag_assured(&mut out, e.status);
+    write_tuples(&mut out, e, AddrStyle::Ntop, opts);
     let _ = write!(out, "mark={} ", e.mark);
     if e.zone != 0 {
         let _ = write!(out, "zone={} ", e.zone);
@@ -157,14 +156,7 @@ pub fn event_line(ev: &CtEvent, opts: &ListOptions) -> String {
     if let Some(st) = e.tcp_state() {
         let _ = write!(out, "{} ", st.name());
     }
-    write_tuple(&mut out, &e.orig, AddrStyle::Ntop);
-    write_counter(&mut out, &e.counters[0], opts);
-    if !e.status.contains(Status::SEEN_REPLY) {
-        out.push_str("[UNREPLIED] ");
-    }
-    write_tuple(&mut out, &e.reply, AddrStyle::Ntop);
-    write_counter(&mut out, &e.counters[1], opts);
-    flag_assured(&mut out, e.status);
+    write_tuples(&mut out, e, AddrStyle::Ntop, opts);
     if e.mark != 0 {
         let _ = write!(out, "mark={} ", e.mark);
     }
