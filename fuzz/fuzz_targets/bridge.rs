@@ -9,6 +9,9 @@
 //! is a well-formed frame; the table stays within its limit.
 #![no_main]
 
+#[path = "records.rs"]
+mod records;
+
 use appliance::bridge::Bridge;
 use appliance::mgmt::{render, Disposition, Mgmt, MgmtApp, MgmtStats};
 use appliance::pipeline::Pipeline;
@@ -19,6 +22,7 @@ use ct_core::wire::{parse_frame, parse_ip};
 use ct_core::{CtConfig, Instant};
 use helpers::HelperRegistry;
 use libfuzzer_sys::fuzz_target;
+use records::{records, Record};
 use rings::mem::MemIo;
 use rings::{PortId, RxMeta};
 use std::path::Path;
@@ -75,12 +79,8 @@ fuzz_target!(|data: &[u8]| {
     let mgmt_cfg = config::Mgmt::for_address(config::IfAddr::try_from("10.0.0.250/24".to_string()).expect("valid"));
     let mut mgmt = Mgmt::new(&mgmt_cfg, Instant::ZERO);
     let mut now = Instant::ZERO;
-    let mut rest = data;
-    while let [dt, flags, len, tail @ ..] = rest {
-        let n = usize::from(*len).min(tail.len());
-        let (frame, next) = tail.split_at(n);
-        rest = next;
-        now = now + std::time::Duration::from_millis(u64::from(*dt) * 100);
+    for Record { dt, flags, frame } in records(data) {
+        now = now + dt;
         let port = if flags & 1 == 0 { PortId::Inside } else { PortId::Outside };
         let mut io = MemIo::new();
         io.push(frame.to_vec(), RxMeta { ts_ns: now.as_nanos(), port });

@@ -8,6 +8,9 @@
 //! that created an entry leaves none; the table never exceeds its limit.
 #![no_main]
 
+#[path = "records.rs"]
+mod records;
+
 use appliance::pipeline::{DropStates, Pipeline};
 use ct_core::table::Conntrack;
 use ct_core::{CtConfig, CtState, Instant};
@@ -15,6 +18,7 @@ use helpers::ftp::{Ftp, FtpConfig};
 use helpers::tftp::Tftp;
 use helpers::HelperRegistry;
 use libfuzzer_sys::fuzz_target;
+use records::{records, Record};
 use rings::PortId;
 use std::sync::Arc;
 
@@ -29,12 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let cfg = CtConfig { max_entries: MAX, max_expectations: 8, ..CtConfig::default() };
     let mut pipe = Pipeline::new(Conntrack::new(cfg), reg);
     let mut now = Instant::ZERO;
-    let mut rest = data;
-    while let [dt, flags, len, tail @ ..] = rest {
-        let n = usize::from(*len).min(tail.len());
-        let (frame, next) = tail.split_at(n);
-        rest = next;
-        now = now + std::time::Duration::from_millis(u64::from(*dt) * 100);
+    for Record { dt, flags, frame } in records(data) {
+        now = now + dt;
         let port = if flags & 2 == 0 { PortId::Inside } else { PortId::Outside };
         let drop = flags & 1 == 1;
         let before = pipe.conntrack().count();
