@@ -160,6 +160,12 @@ impl Pipeline {
         Pipeline { ct, helpers, stats: PipelineStats::default() }
     }
 
+    /// A pipeline for another worker thread: the same connection table and
+    /// helpers, its own frame counters.
+    pub fn worker(&self) -> Pipeline {
+        Pipeline::new(self.ct.worker(), self.helpers.clone())
+    }
+
     pub fn conntrack(&self) -> &Conntrack {
         &self.ct
     }
@@ -187,7 +193,7 @@ impl Pipeline {
 
     /// INVALID counters of the tracker and of the wire walk, added up.
     pub fn invalid_counters(&self) -> InvalidCounters {
-        let mut c = self.ct.invalid_counters().clone();
+        let mut c = self.ct.invalid_counters();
         c.merge(&self.stats.wire_invalid);
         c
     }
@@ -323,8 +329,7 @@ impl Pipeline {
         if info == CtInfo::RelatedReply || self.ct.entry(id)?.orig.proto != ip.proto {
             return None;
         }
-        let (orig, reply, zone, slot) = self.ct.helper_state(id)?;
-        let helper = self.helpers.get(slot.id)?;
+        let helpers = &self.helpers;
         let (tcp, payload) = match ip.proto {
             proto::TCP => {
                 let seg = TcpSeg::parse(ip.l4).ok()?;
@@ -332,19 +337,24 @@ impl Pipeline {
             }
             _ => (None, UdpDgram::parse(ip.l4).ok()?.payload),
         };
+        let dir = out.dir()?;
         let mut expects = ArrayVec::new();
-        let mut cx = HelperCx {
-            dir: out.dir()?,
-            ctinfo: info,
-            zone,
-            orig,
-            reply,
-            tcp,
-            payload,
-            line: &mut slot.line,
-            expects: &mut expects,
-        };
-        if let HelperVerdict::Drop(r) = helper.help(&mut cx) {
+        let (helper, verdict) = self.ct.with_helper(id, |orig, reply, zone, slot| {
+            let helper = helpers.get(slot.id)?;
+            let mut cx = HelperCx {
+                dir,
+                ctinfo: info,
+                zone,
+                orig: *orig,
+                reply: *reply,
+                tcp,
+                payload,
+                line: &mut slot.line,
+                expects: &mut expects,
+            };
+            Some((helper, helper.help(&mut cx)))
+        })??;
+        if let HelperVerdict::Drop(r) = verdict {
             return Some(r);
         }
         let (policy, name) = (helper.policy(), helper.name());

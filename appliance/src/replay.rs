@@ -116,7 +116,7 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
     use std::fmt::Write as _;
     let o = &d.outcome;
     let entry = o.conn.and_then(|id| ct.entry(id));
-    let tcp_state = entry.and_then(|e| e.tcp_state()).map(|s| s.name());
+    let tcp_state = entry.as_ref().and_then(|e| e.tcp_state()).map(|s| s.name());
     let l4 = d.l4.map(ct_core::tuple::proto_name);
     match format {
         Format::Jsonl => {
@@ -187,7 +187,7 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
 pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn Write) -> io::Result<usize> {
     let ct = pipe.conntrack();
     let opts = ListOptions { counters: ct.config().acct };
-    let entries: Vec<&Entry> = ct.entries(now).map(|(_, e)| e).collect();
+    let entries: Vec<Entry> = ct.entries(now).map(|(_, e)| e).collect();
     let invalid = pipe.invalid_counters();
     match format {
         Format::Jsonl => {
@@ -202,7 +202,7 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
             out.write_all(b"]}\n")?;
             let expect: Vec<Value> = ct
                 .expectations(now)
-                .map(|x| json!({"line": expect_line(x, now), "timeout": seconds_left(x.expires, now), "helper": x.helper}))
+                .map(|x| json!({"line": expect_line(&x, now), "timeout": seconds_left(x.expires, now), "helper": x.helper}))
                 .collect();
             writeln!(out, "{}", json!({ "expect": expect }))?;
             let s = ct.stats();
@@ -230,7 +230,7 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
                 writeln!(out, "{}", conntrack_line(e, now, &opts))?;
             }
             for x in ct.expectations(now) {
-                writeln!(out, "{}", expect_line(x, now))?;
+                writeln!(out, "{}", expect_line(&x, now))?;
             }
             writeln!(out, "ctwall: {} flow entries have been shown.", entries.len())?;
             if invalid.total() > 0 {

@@ -326,9 +326,9 @@ impl Default for ListHead {
     }
 }
 
-/// The connection tracking table.
-#[derive(Clone, Debug)]
-pub struct Conntrack {
+/// The table state behind the [`Conntrack`] handles.
+#[derive(Debug)]
+struct Inner {
     cfg: CtConfig,
     slots: Vec<Slot>,
     free: Vec<u32>,
@@ -348,9 +348,9 @@ pub struct Conntrack {
     events: Option<EventRing>,
 }
 
-impl Conntrack {
-    pub fn new(cfg: CtConfig) -> Conntrack {
-        Conntrack {
+impl Inner {
+    fn new(cfg: CtConfig) -> Inner {
+        Inner {
             cfg,
             slots: Vec::new(),
             free: Vec::new(),
@@ -369,45 +369,45 @@ impl Conntrack {
     /// Record connection events ([`CtEvent`]) in a queue of at most `cap`
     /// events, to be taken with [`Conntrack::drain_events`]; `cap == 0`
     /// turns recording off (the default) and forgets queued events.
-    pub fn enable_events(&mut self, cap: usize) {
+    fn enable_events(&mut self, cap: usize) {
         self.events = (cap > 0).then(|| EventRing { queue: VecDeque::with_capacity(cap.min(1024)), cap, lost: 0 });
     }
 
     /// Move the queued events, oldest first, to the end of `out`.
-    pub fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
+    fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
         if let Some(r) = self.events.as_mut() {
             out.extend(r.queue.drain(..));
         }
     }
 
     /// Events dropped because the queue was full.
-    pub fn events_lost(&self) -> u64 {
+    fn events_lost(&self) -> u64 {
         self.events.as_ref().map_or(0, |r| r.lost)
     }
 
-    pub fn config(&self) -> &CtConfig {
+    fn config(&self) -> &CtConfig {
         &self.cfg
     }
 
     /// Replace the settings; existing entries keep their deadlines.
-    pub fn set_config(&mut self, cfg: CtConfig) {
+    fn set_config(&mut self, cfg: CtConfig) {
         self.cfg = cfg;
     }
 
-    pub fn stats(&self) -> &Stats {
+    fn stats(&self) -> &Stats {
         &self.stats
     }
 
-    pub fn invalid_counters(&self) -> &InvalidCounters {
+    fn invalid_counters(&self) -> &InvalidCounters {
         &self.invalid
     }
 
     /// Allocated entries, unconfirmed ones included.
-    pub fn count(&self) -> usize {
+    fn count(&self) -> usize {
         self.count
     }
 
-    pub fn entry(&self, id: EntryId) -> Option<&Entry> {
+    fn entry(&self, id: EntryId) -> Option<&Entry> {
         self.slots.get(id.slot as usize).filter(|s| s.generation == id.generation).and_then(|s| s.entry.as_ref())
     }
 
@@ -416,7 +416,7 @@ impl Conntrack {
     }
 
     /// Confirmed, unexpired entries, in slot order.
-    pub fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, &Entry)> + '_ {
+    fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, &Entry)> + '_ {
         self.slots.iter().enumerate().filter_map(move |(i, s)| {
             let e = s.entry.as_ref()?;
             let id = EntryId { slot: u32::try_from(i).ok()?, generation: s.generation };
@@ -425,12 +425,12 @@ impl Conntrack {
     }
 
     /// Pending, unexpired expectations.
-    pub fn expectations(&self, now: Instant) -> impl Iterator<Item = &Expectation> + '_ {
+    fn expectations(&self, now: Instant) -> impl Iterator<Item = &Expectation> + '_ {
         self.expects.iter().filter(move |x| x.expires > now)
     }
 
     /// Look up a tuple; an expired entry counts as absent and is reaped.
-    pub fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
+    fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
         let &(slot, dir) = self.index.get(&(zone, *t))?;
         let s = &self.slots[slot as usize];
         let id = EntryId { slot, generation: s.generation };
@@ -446,7 +446,7 @@ impl Conntrack {
     // ---------------------------------------------------------------
 
     /// Track one IP packet. See the module documentation for the protocol.
-    pub fn track(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Outcome {
+    fn track(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Outcome {
         if tmpl.notrack {
             self.stats.untracked += 1;
             return Outcome::untracked();
@@ -757,7 +757,7 @@ impl Conntrack {
 
     /// Confirm the entry the packet created, after the ruleset accepted it
     /// (and its helper ran). A no-op for packets of confirmed entries.
-    pub fn confirm(&mut self, out: &Outcome, now: Instant) {
+    fn confirm(&mut self, out: &Outcome, now: Instant) {
         let Some(id) = out.conn.filter(|_| out.new) else { return };
         let Some(e) = self.entry(id) else { return };
         let keys = [((e.zone, e.orig), Dir::Original), ((e.zone, e.reply), Dir::Reply)];
@@ -783,21 +783,21 @@ impl Conntrack {
     }
 
     /// Forget the unconfirmed entry of a dropped packet.
-    pub fn discard(&mut self, out: &Outcome) {
+    fn discard(&mut self, out: &Outcome) {
         if let Some(id) = out.conn.filter(|_| out.new) {
             self.kill(id);
         }
     }
 
     /// The helper state of a connection with the tuples it needs.
-    pub fn helper_state(&mut self, id: EntryId) -> Option<(Tuple, Tuple, Zone, &mut HelperSlot)> {
+    fn helper_state(&mut self, id: EntryId) -> Option<(Tuple, Tuple, Zone, &mut HelperSlot)> {
         let e = self.entry_mut(id)?;
         let (o, r, z) = (e.orig, e.reply, e.zone);
         Some((o, r, z, e.helper.as_mut()?))
     }
 
     /// Set a connection's mark (`CONNMARK`/`ct mark set`).
-    pub fn set_mark(&mut self, id: EntryId, mark: u32) {
+    fn set_mark(&mut self, id: EntryId, mark: u32) {
         if let Some(e) = self.entry_mut(id) {
             e.mark = mark;
         }
@@ -820,7 +820,7 @@ impl Conntrack {
     }
 
     /// Remove an entry (confirmed or not) and its pending expectations.
-    pub fn kill(&mut self, id: EntryId) -> bool {
+    fn kill(&mut self, id: EntryId) -> bool {
         let Some(s) = self.slots.get_mut(id.slot as usize).filter(|s| s.generation == id.generation) else {
             return false;
         };
@@ -917,7 +917,7 @@ impl Conntrack {
 
     /// Reap expired entries and expectations, visiting at most `budget`
     /// slots. Returns the number of entries removed.
-    pub fn gc(&mut self, now: Instant, budget: usize) -> usize {
+    fn gc(&mut self, now: Instant, budget: usize) -> usize {
         let before = self.expects.len();
         self.expects.retain(|x| x.expires > now);
         self.stats.expect_delete += (before - self.expects.len()) as u64;
@@ -940,7 +940,7 @@ impl Conntrack {
     // ---------------------------------------------------------------
 
     /// Register an expectation for `master` (`nf_ct_expect_related`).
-    pub fn expect(
+    fn expect(
         &mut self,
         master: EntryId,
         req: ExpectRequest,
@@ -1002,6 +1002,145 @@ impl Conntrack {
         })?;
         self.stats.expect_new += 1;
         Some(self.expects.remove(pos))
+    }
+}
+
+/// A handle on the connection table. [`Conntrack::worker`] makes another
+/// handle on the same table for another thread.
+#[derive(Debug)]
+pub struct Conntrack {
+    inner: std::sync::Arc<std::sync::Mutex<Inner>>,
+}
+
+impl Conntrack {
+    pub fn new(cfg: CtConfig) -> Conntrack {
+        Conntrack { inner: std::sync::Arc::new(std::sync::Mutex::new(Inner::new(cfg))) }
+    }
+
+    /// Another handle on the same table, for another worker thread.
+    pub fn worker(&self) -> Conntrack {
+        Conntrack { inner: std::sync::Arc::clone(&self.inner) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record connection events ([`CtEvent`]) in a queue of at most `cap`
+    /// events, to be taken with [`Conntrack::drain_events`]; `cap == 0`
+    /// turns recording off (the default) and forgets queued events.
+    pub fn enable_events(&mut self, cap: usize) {
+        self.lock().enable_events(cap);
+    }
+
+    /// Move the queued events, oldest first, to the end of `out`.
+    pub fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
+        self.lock().drain_events(out);
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn events_lost(&self) -> u64 {
+        self.lock().events_lost()
+    }
+
+    pub fn config(&self) -> CtConfig {
+        self.lock().config().clone()
+    }
+
+    /// Replace the settings; existing entries keep their deadlines.
+    pub fn set_config(&mut self, cfg: CtConfig) {
+        self.lock().set_config(cfg);
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats().clone()
+    }
+
+    pub fn invalid_counters(&self) -> InvalidCounters {
+        self.lock().invalid_counters().clone()
+    }
+
+    /// Allocated entries, unconfirmed ones included.
+    pub fn count(&self) -> usize {
+        self.lock().count()
+    }
+
+    /// A snapshot of one entry.
+    pub fn entry(&self, id: EntryId) -> Option<Entry> {
+        self.lock().entry(id).cloned()
+    }
+
+    /// Snapshots of the confirmed, unexpired entries, in slot order.
+    pub fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, Entry)> {
+        let v: Vec<(EntryId, Entry)> = self.lock().entries(now).map(|(id, e)| (id, e.clone())).collect();
+        v.into_iter()
+    }
+
+    /// Pending, unexpired expectations.
+    pub fn expectations(&self, now: Instant) -> impl Iterator<Item = Expectation> {
+        let v: Vec<Expectation> = self.lock().expectations(now).cloned().collect();
+        v.into_iter()
+    }
+
+    /// Look up a tuple; an expired entry counts as absent and is reaped.
+    pub fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
+        self.lock().lookup(zone, t, now)
+    }
+
+    /// Track one IP packet. See the module documentation for the protocol.
+    pub fn track(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Outcome {
+        self.lock().track(ip, tmpl, now)
+    }
+
+    /// Confirm the entry the packet created, after the ruleset accepted it
+    /// (and its helper ran). A no-op for packets of confirmed entries.
+    pub fn confirm(&mut self, out: &Outcome, now: Instant) {
+        self.lock().confirm(out, now);
+    }
+
+    /// Forget the unconfirmed entry of a dropped packet.
+    pub fn discard(&mut self, out: &Outcome) {
+        self.lock().discard(out);
+    }
+
+    /// Run `f` on a connection's helper state, with its tuples and zone,
+    /// while no other worker can change the connection.
+    pub fn with_helper<R>(
+        &mut self,
+        id: EntryId,
+        f: impl FnOnce(&Tuple, &Tuple, Zone, &mut HelperSlot) -> R,
+    ) -> Option<R> {
+        let mut g = self.lock();
+        let (o, r, z, slot) = g.helper_state(id)?;
+        Some(f(&o, &r, z, slot))
+    }
+
+    /// Set a connection's mark (`CONNMARK`/`ct mark set`).
+    pub fn set_mark(&mut self, id: EntryId, mark: u32) {
+        self.lock().set_mark(id, mark);
+    }
+
+    /// Remove an entry (confirmed or not) and its pending expectations.
+    pub fn kill(&mut self, id: EntryId) -> bool {
+        self.lock().kill(id)
+    }
+
+    /// Reap expired entries and expectations with bounded work. Returns the
+    /// number of entries removed.
+    pub fn gc(&mut self, now: Instant, budget: usize) -> usize {
+        self.lock().gc(now, budget)
+    }
+
+    /// Register an expectation for `master` (`nf_ct_expect_related`).
+    pub fn expect(
+        &mut self,
+        master: EntryId,
+        req: ExpectRequest,
+        policy: ExpectPolicy,
+        helper: &'static str,
+        now: Instant,
+    ) -> Result<(), ExpectError> {
+        self.lock().expect(master, req, policy, helper, now)
     }
 }
 
@@ -1114,7 +1253,7 @@ mod tests {
 
     /// Every slot is on the list its entry belongs on, and the lists are
     /// well formed (links agree both ways, heads and tails match).
-    fn check_lists(ct: &Conntrack) {
+    fn check_lists(ct: &Inner) {
         for (list, h) in ct.evict.iter().enumerate() {
             let (mut prev, mut cur, mut n) = (NIL, h.head, 0);
             while cur != NIL {
@@ -1165,7 +1304,7 @@ mod tests {
                     }
                 }
             }
-            check_lists(&ct);
+            check_lists(&ct.lock());
         }
         assert!(ct.stats().early_drop > 0, "the table filled up and evicted");
     }

@@ -284,7 +284,7 @@ fn expectations_one_shot_limit_lifetime_master_death() {
     let master = o.conn.unwrap();
     let pol = ExpectPolicy::KERNEL_DEFAULT;
     h.ct.expect(master, tftp_like_request(C, S, 1069), pol, "tftp", Instant::ZERO).unwrap();
-    let lines: Vec<_> = h.ct.expectations(Instant::ZERO).map(|x| expect_line(x, Instant::ZERO)).collect();
+    let lines: Vec<_> = h.ct.expectations(Instant::ZERO).map(|x| expect_line(&x, Instant::ZERO)).collect();
     assert_eq!(lines, ["300 l3proto = 2 proto=17 src=10.0.2.2 dst=10.0.1.2 sport=0 dport=1069 tftp"]);
     // The server's new port is RELATED; the expectation is consumed.
     let o = h.pass(&udp(S, C, 3333, 1069, b"data"), 10);

@@ -46,7 +46,7 @@ fn list_options(ct: &Conntrack) -> ListOptions {
 pub fn conntrack_proc(ct: &Conntrack, now: Instant, out: &mut String) {
     let opts = list_options(ct);
     for (_, e) in ct.entries(now) {
-        out.push_str(&proc_line(e, now, &opts));
+        out.push_str(&proc_line(&e, now, &opts));
         out.push('\n');
     }
 }
@@ -55,7 +55,7 @@ pub fn conntrack_proc(ct: &Conntrack, now: Instant, out: &mut String) {
 pub fn conntrack_list(ct: &Conntrack, now: Instant, out: &mut String) {
     let opts = list_options(ct);
     for (_, e) in ct.entries(now) {
-        out.push_str(&conntrack_line(e, now, &opts));
+        out.push_str(&conntrack_line(&e, now, &opts));
         out.push('\n');
     }
 }
@@ -63,7 +63,7 @@ pub fn conntrack_list(ct: &Conntrack, now: Instant, out: &mut String) {
 /// `/proc/net/nf_conntrack_expect`: one line per pending expectation.
 pub fn expect_proc(ct: &Conntrack, now: Instant, out: &mut String) {
     for x in ct.expectations(now) {
-        out.push_str(&expect_line(x, now));
+        out.push_str(&expect_line(&x, now));
         out.push('\n');
     }
 }
@@ -106,7 +106,7 @@ pub fn conntrack_json(ct: &Conntrack, now: Instant, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&entry_json(e, now, &opts).to_string());
+        out.push_str(&entry_json(&e, now, &opts).to_string());
     }
     out.push_str("]\n");
 }
