@@ -10,9 +10,11 @@
 //! * [`mem::MemIo`]: frames from a queue in memory (tests, benchmarks), with
 //!   the forwarded frames collected per port.
 //! * [`xdp::XdpIo`] (feature `af-xdp`): AF_XDP sockets on two interfaces
-//!   sharing one UMEM; the only `unsafe` of the crate.
+//!   sharing one UMEM, one socket pair per queue; with [`cpu`] (pinning
+//!   worker threads), the only `unsafe` of the crate.
 #![deny(unsafe_code)]
 
+pub mod cpu;
 pub mod mem;
 pub mod pcap;
 #[cfg(feature = "af-xdp")]

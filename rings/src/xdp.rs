@@ -1,9 +1,11 @@
-//! AF_XDP packet I/O (feature `af-xdp`): two ports, one UMEM.
+//! AF_XDP packet I/O (feature `af-xdp`): two ports, one UMEM per queue.
 //!
 //! [`XdpIo::open`] binds one AF_XDP socket on each interface, both on the
-//! same queue, sharing one UMEM. Forwarding a frame moves its descriptor from
-//! one port's RX ring to the other port's TX ring; the bytes are not copied
-//! (veth and generic XDP copy them in the kernel anyway).
+//! same queue, sharing one UMEM; [`XdpIo::open_queues`] does that for
+//! several queues, one independent `XdpIo` per queue (one per worker
+//! thread). Forwarding a frame moves its descriptor from one port's RX ring
+//! to the other port's TX ring; the bytes are not copied (veth and generic
+//! XDP copy them in the kernel anyway).
 //!
 //! The frame bookkeeping lives in [`engine`], written against a small ring
 //! trait and tested against a simulated kernel; this file holds the
@@ -13,7 +15,11 @@
 //! Operational notes (see `/work/shared/docs/AFXDP_NOTES.md`):
 //! * A process killed with SIGKILL leaves its XDP program attached; `open`
 //!   detaches whatever program is attached to the two interfaces (generic and
-//!   native) before binding, and `Drop` detaches them again.
+//!   native) before binding, and dropping the (last) `XdpIo` detaches them
+//!   again.
+//! * Several queues: libxdp loads its program once per interface and keeps a
+//!   reference count in it; each socket adds itself to the program's
+//!   `xsks_map` at its queue id and removes itself when closed.
 //! * Without a bpffs (inside `ip netns exec`) libxdp warns and loads a single
 //!   program, which works; `LIBXDP_SKIP_DISPATCHER=1` silences it.
 //! * veth supports native and generic XDP, copy mode only.
@@ -29,6 +35,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::num::NonZeroU32;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Duration;
 use xsk_rs::config::{BindFlags, FrameSize, Interface, QueueSize, SocketConfig, UmemConfig, XdpFlags};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
@@ -64,7 +71,8 @@ pub enum ZeroCopy {
 pub struct XdpConfig {
     pub inside: String,
     pub outside: String,
-    /// The queue both sockets bind to.
+    /// The queue both sockets bind to (the first one for
+    /// [`XdpIo::open_queues`]).
     pub queue: u32,
     /// UMEM frames, shared by both ports. Each fill ring is kept stocked with
     /// up to a quarter of them; the rest is for frames in transmission and
@@ -142,6 +150,8 @@ pub struct KernelStats {
 pub struct XdpStats {
     /// Frames received (both ports).
     pub rx: u64,
+    /// Frames received per port (inside, outside).
+    pub rx_port: [u64; 2],
     /// Received frames answered with `Forward` / `Drop`.
     pub forwarded: u64,
     pub dropped: u64,
@@ -165,31 +175,67 @@ pub struct XdpStats {
     pub kernel: [KernelStats; 2],
 }
 
-/// AF_XDP I/O on two interfaces sharing one UMEM. Dropping it closes the
-/// sockets and detaches the XDP programs.
+/// AF_XDP I/O on one queue of two interfaces sharing one UMEM. Dropping it
+/// closes the sockets, and detaches the XDP programs if it was the last
+/// `XdpIo` of its [`XdpIo::open_queues`].
 pub struct XdpIo {
     // Field order matters: the sockets (in `engine`) must close before
     // `detach` removes the programs.
     engine: Engine<XskRings>,
     modes: [PortMode; 2],
     mode_text: String,
-    _detach: DetachOnDrop,
+    queue: u32,
+    /// The zero-copy flag the sockets were bound with (the kernel reports
+    /// what it did in `modes`).
+    requested_zero_copy: bool,
+    /// Shared by the `XdpIo`s of [`XdpIo::open_queues`]: the last one
+    /// dropped detaches the programs.
+    _detach: Arc<DetachOnDrop>,
 }
 
 impl fmt::Debug for XdpIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XdpIo").field("modes", &self.modes).field("stats", &self.engine.counters).finish()
+        f.debug_struct("XdpIo")
+            .field("queue", &self.queue)
+            .field("modes", &self.modes)
+            .field("stats", &self.engine.counters)
+            .finish()
     }
 }
 
 impl XdpIo {
-    /// Bind both interfaces. Detaches any XDP program left on them first.
+    /// Bind both interfaces on `cfg.queue`. Detaches any XDP program left on
+    /// them first; dropping the result detaches again.
     pub fn open(cfg: &XdpConfig) -> io::Result<XdpIo> {
-        validate(cfg)?;
-        let ifindex = [ifindex(&cfg.inside)?, ifindex(&cfg.outside)?];
-        let detach = DetachOnDrop(ifindex);
-        detach.detach_all();
+        let mut v = XdpIo::open_queues(cfg, 1)?;
+        v.pop().ok_or_else(|| io::Error::other("no queue opened"))
+    }
 
+    /// Bind both interfaces on each of the `count` queues `cfg.queue ..
+    /// cfg.queue + count`: one independent [`XdpIo`] per queue, each with its
+    /// own UMEM (of `cfg.frame_count` frames), for one worker thread each.
+    ///
+    /// Any XDP program left on the interfaces is detached first. The first
+    /// queue settles the attach and bind mode (as [`XdpIo::open`] does); the
+    /// others bind with the same. libxdp attaches its program once per
+    /// interface and adds each further socket to the program's `xsks_map` at
+    /// its queue id, so every queue's frames reach that queue's socket. The
+    /// programs are detached once, when the last of the returned `XdpIo`s is
+    /// dropped (after its sockets closed); dropping some of them leaves the
+    /// others running. Programs are attached and detached by interface
+    /// index, so drop them in the network namespace they were opened in.
+    pub fn open_queues(cfg: &XdpConfig, count: u32) -> io::Result<Vec<XdpIo>> {
+        validate(cfg)?;
+        if count == 0 {
+            return Err(invalid("at least one queue"));
+        }
+        let last = cfg
+            .queue
+            .checked_add(count - 1)
+            .ok_or_else(|| invalid(format!("queues {} + {count} overflow", cfg.queue)))?;
+        let ifindex = [ifindex(&cfg.inside)?, ifindex(&cfg.outside)?];
+        let detach = Arc::new(DetachOnDrop(ifindex));
+        detach.detach_all();
         let umem_cfg = UmemConfig::builder()
             .frame_size(FrameSize::new(cfg.frame_size).map_err(invalid)?)
             .fill_queue_size(QueueSize::new(cfg.fill_size).map_err(invalid)?)
@@ -197,68 +243,28 @@ impl XdpIo {
             .frame_headroom(0)
             .build()
             .map_err(invalid)?;
-        let names = [iface(&cfg.inside)?, iface(&cfg.outside)?];
-        let attach: &[bool] = match cfg.mode {
-            XdpMode::Auto => &[true, false],
-            XdpMode::Native => &[true],
-            XdpMode::Generic => &[false],
-        };
-        let zc: &[bool] = match cfg.zero_copy {
-            ZeroCopy::Auto => &[true, false],
-            ZeroCopy::On => &[true],
-            ZeroCopy::Off => &[false],
-        };
-        let frame_count = NonZeroU32::new(cfg.frame_count).ok_or_else(|| invalid("frame_count is 0"))?;
-
-        // The second socket shares the first one's UMEM and inherits its
-        // copy/zero-copy and need_wakeup binding (the kernel refuses bind
-        // flags on shared sockets), so the zero-copy choice is the outer loop.
-        // A failed first bind spoils the UMEM's own socket, hence a fresh
-        // UMEM per attempt.
-        let mut errors = Vec::new();
-        for &zero_copy in zc {
-            for &native0 in attach {
-                let (umem, frames) = Umem::new(umem_cfg, frame_count, false)
-                    .map_err(|e| io::Error::other(format!("UMEM of {} frames: {e:?}", cfg.frame_count)))?;
-                let p0 = match bind(cfg, &umem, &names[0], native0, zero_copy) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        errors.push(format!("{} {}: {e:?}", cfg.inside, attempt(native0, zero_copy)));
-                        detach.detach_all();
-                        continue;
-                    }
-                };
-                for &native1 in attach {
-                    let p1 = match bind(cfg, &umem, &names[1], native1, zero_copy) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            errors.push(format!("{} {}: {e:?}", cfg.outside, attempt(native1, zero_copy)));
-                            detach.detach_one(ifindex[1]);
-                            continue;
-                        }
-                    };
-                    let modes = [
-                        port_mode(&cfg.inside, ifindex[0], native0, &p0),
-                        port_mode(&cfg.outside, ifindex[1], native1, &p1),
-                    ];
-                    let mode_text = format!("{}; {}", modes[0], modes[1]);
-                    let rings = XskRings { umem, ports: [p0, p1], capacity: umem_cfg.mtu() as usize };
-                    let target = (cfg.frame_count / 4).min(cfg.fill_size).max(1);
-                    let mut engine = Engine::new(rings, frames, [target; 2], [cfg.tx_size; 2]);
-                    engine.refill()?;
-                    return Ok(XdpIo { engine, modes, mode_text, _detach: detach });
-                }
-                drop(p0);
-                detach.detach_all();
-            }
+        let first = open_first(cfg, umem_cfg, ifindex, &detach)?;
+        let (native, zero_copy) = ([first.modes[0].native, first.modes[1].native], first.requested_zero_copy);
+        let mut all = vec![first];
+        for queue in cfg.queue + 1..=last {
+            let qcfg = XdpConfig { queue, ..cfg.clone() };
+            let io = open_same(&qcfg, umem_cfg, ifindex, native, zero_copy, &detach).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "AF_XDP on {} / {} queue {queue} (as on queue {}): {e}",
+                        cfg.inside, cfg.outside, cfg.queue
+                    ),
+                )
+            })?;
+            all.push(io);
         }
-        Err(io::Error::other(format!(
-            "no AF_XDP binding worked on {} / {} queue {}: {}",
-            cfg.inside,
-            cfg.outside,
-            cfg.queue,
-            errors.join("; ")
-        )))
+        Ok(all)
+    }
+
+    /// The queue both sockets are bound to.
+    pub fn queue(&self) -> u32 {
+        self.queue
     }
 
     /// The attach/bind mode of both ports, for the start-up log.
@@ -290,6 +296,7 @@ impl XdpIo {
         });
         XdpStats {
             rx: c.rx,
+            rx_port: c.rx_port,
             forwarded: c.forwarded,
             dropped: c.dropped,
             sent: c.sent,
@@ -330,6 +337,123 @@ impl XdpIo {
         }
         Ok(())
     }
+}
+
+/// The UMEM of one queue and its frames.
+fn umem(cfg: &XdpConfig, umem_cfg: UmemConfig) -> io::Result<(Umem, Vec<FrameDesc>)> {
+    let frame_count = NonZeroU32::new(cfg.frame_count).ok_or_else(|| invalid("frame_count is 0"))?;
+    Umem::new(umem_cfg, frame_count, false)
+        .map_err(|e| io::Error::other(format!("UMEM of {} frames: {e:?}", cfg.frame_count)))
+}
+
+/// Bind `cfg.queue` of both interfaces, trying the attach and bind modes
+/// `cfg` allows, best first.
+fn open_first(
+    cfg: &XdpConfig,
+    umem_cfg: UmemConfig,
+    ifindex: [u32; 2],
+    detach: &Arc<DetachOnDrop>,
+) -> io::Result<XdpIo> {
+    let names = [iface(&cfg.inside)?, iface(&cfg.outside)?];
+    let attach: &[bool] = match cfg.mode {
+        XdpMode::Auto => &[true, false],
+        XdpMode::Native => &[true],
+        XdpMode::Generic => &[false],
+    };
+    let zc: &[bool] = match cfg.zero_copy {
+        ZeroCopy::Auto => &[true, false],
+        ZeroCopy::On => &[true],
+        ZeroCopy::Off => &[false],
+    };
+    // The second socket shares the first one's UMEM and inherits its
+    // copy/zero-copy and need_wakeup binding (the kernel refuses bind
+    // flags on shared sockets), so the zero-copy choice is the outer loop.
+    // A failed first bind spoils the UMEM's own socket, hence a fresh
+    // UMEM per attempt.
+    let mut errors = Vec::new();
+    for &zero_copy in zc {
+        for &native0 in attach {
+            let (umem, frames) = umem(cfg, umem_cfg)?;
+            let p0 = match bind(cfg, &umem, &names[0], native0, zero_copy) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(format!("{} {}: {e:?}", cfg.inside, attempt(native0, zero_copy)));
+                    detach.detach_all();
+                    continue;
+                }
+            };
+            for &native1 in attach {
+                let p1 = match bind(cfg, &umem, &names[1], native1, zero_copy) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errors.push(format!("{} {}: {e:?}", cfg.outside, attempt(native1, zero_copy)));
+                        detach.detach_one(ifindex[1]);
+                        continue;
+                    }
+                };
+                return assemble(cfg, umem_cfg, umem, frames, [p0, p1], ifindex, [native0, native1], zero_copy, detach);
+            }
+            drop(p0);
+            detach.detach_all();
+        }
+    }
+    Err(io::Error::other(format!(
+        "no AF_XDP binding worked on {} / {} queue {}: {}",
+        cfg.inside,
+        cfg.outside,
+        cfg.queue,
+        errors.join("; ")
+    )))
+}
+
+/// Bind `cfg.queue` of both interfaces in the modes another queue settled
+/// on; the XDP programs are already attached.
+fn open_same(
+    cfg: &XdpConfig,
+    umem_cfg: UmemConfig,
+    ifindex: [u32; 2],
+    native: [bool; 2],
+    zero_copy: bool,
+    detach: &Arc<DetachOnDrop>,
+) -> io::Result<XdpIo> {
+    let names = [iface(&cfg.inside)?, iface(&cfg.outside)?];
+    let (umem, frames) = umem(cfg, umem_cfg)?;
+    let p0 = bind(cfg, &umem, &names[0], native[0], zero_copy)
+        .map_err(|e| io::Error::new(e.kind(), format!("{} {}: {e:?}", cfg.inside, attempt(native[0], zero_copy))))?;
+    let p1 = bind(cfg, &umem, &names[1], native[1], zero_copy)
+        .map_err(|e| io::Error::new(e.kind(), format!("{} {}: {e:?}", cfg.outside, attempt(native[1], zero_copy))))?;
+    assemble(cfg, umem_cfg, umem, frames, [p0, p1], ifindex, native, zero_copy, detach)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    cfg: &XdpConfig,
+    umem_cfg: UmemConfig,
+    umem: Umem,
+    frames: Vec<FrameDesc>,
+    ports: [XskPort; 2],
+    ifindex: [u32; 2],
+    native: [bool; 2],
+    zero_copy: bool,
+    detach: &Arc<DetachOnDrop>,
+) -> io::Result<XdpIo> {
+    let modes = [
+        port_mode(&cfg.inside, ifindex[0], native[0], &ports[0]),
+        port_mode(&cfg.outside, ifindex[1], native[1], &ports[1]),
+    ];
+    let mode_text = format!("{}; {}", modes[0], modes[1]);
+    let rings = XskRings { umem, ports, capacity: umem_cfg.mtu() as usize };
+    let target = (cfg.frame_count / 4).min(cfg.fill_size).max(1);
+    let mut engine = Engine::new(rings, frames, [target; 2], [cfg.tx_size; 2]);
+    engine.refill()?;
+    Ok(XdpIo {
+        engine,
+        modes,
+        mode_text,
+        queue: cfg.queue,
+        requested_zero_copy: zero_copy,
+        _detach: Arc::clone(detach),
+    })
 }
 
 impl PacketIo for XdpIo {
@@ -433,9 +557,9 @@ fn bind(cfg: &XdpConfig, umem: &Umem, name: &Interface, native: bool, zero_copy:
         .build();
     // SAFETY: Socket::new requires XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD when the
     // (interface, queue) pair is already bound with this UMEM. It is not:
-    // `open` binds each interface once per UMEM (`validate` rejects
-    // inside == outside), and a failed attempt's socket is dropped before the
-    // next attempt on the same interface.
+    // every queue gets its own UMEM, which binds each interface once
+    // (`validate` rejects inside == outside), and a failed attempt's socket
+    // is dropped before the next attempt on the same interface.
     let (tx, rx, rings) =
         unsafe { Socket::new(sock_cfg, umem, name, cfg.queue) }.map_err(|e| io::Error::other(format!("{e:?}")))?;
     let (fill, comp) = rings.ok_or_else(|| io::Error::other("socket came without its own fill/completion rings"))?;

@@ -71,6 +71,11 @@ struct Topo {
 
 impl Topo {
     fn new() -> Topo {
+        Topo::with_queues(1)
+    }
+
+    /// Every veth with `queues` RX and TX queues.
+    fn with_queues(queues: u32) -> Topo {
         let id = format!("{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let n = NEXT.load(Ordering::Relaxed) % 200 + 20;
         let t = Topo {
@@ -82,8 +87,15 @@ impl Topo {
         for ns in [&t.a, &t.fwd, &t.b] {
             run(&["ip", "netns", "add", ns]);
         }
-        run(&["ip", "link", "add", "eth0", "netns", &t.a, "type", "veth", "peer", "name", "in0", "netns", &t.fwd]);
-        run(&["ip", "link", "add", "eth0", "netns", &t.b, "type", "veth", "peer", "name", "out0", "netns", &t.fwd]);
+        let q = queues.to_string();
+        let qs = ["numrxqueues", &q, "numtxqueues", &q];
+        for (ns, end) in [(&t.a, "in0"), (&t.b, "out0")] {
+            let mut args = vec!["ip", "link", "add", "eth0", "netns", ns];
+            args.extend_from_slice(&qs);
+            args.extend_from_slice(&["type", "veth", "peer", "name", end, "netns", &t.fwd]);
+            args.extend_from_slice(&qs);
+            run(&args);
+        }
         for (ns, host) in [(&t.a, 1), (&t.b, 2)] {
             ns_run(ns, &["ip", "addr", "add", &format!("{}.{host}/24", t.net), "dev", "eth0"]);
             ns_run(ns, &["ip", "link", "set", "eth0", "up"]);
@@ -96,6 +108,17 @@ impl Topo {
             ns_run(&t.fwd, &["ip", "link", "set", dev, "up"]);
         }
         t
+    }
+
+    /// Make host `ns` send everything on TX queue `queue` of its eth0 (XPS: every CPU maps to
+    /// that queue), so it arrives on RX queue `queue` of the forwarder's port.
+    fn steer(&self, ns: &str, queue: u32, queues: u32) {
+        let all = all_cpus_mask();
+        for q in 0..queues {
+            let mask = if q == queue { all.as_str() } else { "0" };
+            let file = format!("/sys/class/net/eth0/queues/tx-{q}/xps_cpus");
+            ns_run(ns, &["sh", "-c", &format!("echo {mask} > {file}")]);
+        }
     }
 
     fn ip(&self, host: u8) -> String {
@@ -113,6 +136,23 @@ impl Drop for Topo {
             let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
         }
     }
+}
+
+/// The online CPUs as a sysfs CPU mask (hex, comma-separated 32-bit groups).
+fn all_cpus_mask() -> String {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").expect("cpu/online");
+    let mut bits: Vec<u32> = Vec::new();
+    for part in online.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (usize, usize) = (lo.parse().expect("cpu"), hi.parse().expect("cpu"));
+        for cpu in lo..=hi {
+            if bits.len() <= cpu / 32 {
+                bits.resize(cpu / 32 + 1, 0);
+            }
+            bits[cpu / 32] |= 1 << (cpu % 32);
+        }
+    }
+    bits.iter().rev().map(|w| format!("{w:08x}")).collect::<Vec<_>>().join(",")
 }
 
 struct Forwarder {
@@ -272,4 +312,100 @@ fn forwards_generic_mode() {
         return;
     }
     forward_between_namespaces(XdpMode::Generic, 1 << 20);
+}
+
+/// Enter network namespace `ns` (this thread only).
+fn enter(ns: &str) {
+    let f = File::open(format!("/run/netns/{ns}")).expect("open netns");
+    // SAFETY: `f` is an open namespace file for the call's duration; setns changes the network
+    // namespace of the calling thread only, which the caller dedicates to that namespace.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// Two queues, one forwarder thread per queue: host A sends on queue 0 and host B on queue 1
+/// (XPS), so every TCP connection has its directions on different queues. Both queues carry
+/// traffic through their own socket (native mode; in generic mode veth hands every frame to
+/// queue 0), and the XDP programs stay attached until the last queue's `XdpIo` is dropped.
+///
+/// Every thread that opens or drops an `XdpIo` is in the forwarder's namespace: the programs
+/// are attached and detached by interface index, which is per namespace.
+#[test]
+fn forwards_on_two_queues() {
+    if skip_unless_root() {
+        return;
+    }
+    two_queues(XdpMode::Auto);
+}
+
+#[test]
+fn forwards_on_two_queues_generic_mode() {
+    if skip_unless_root() {
+        return;
+    }
+    two_queues(XdpMode::Generic);
+}
+
+fn two_queues(mode: XdpMode) {
+    let t = Topo::with_queues(2);
+    t.steer(&t.a, 0, 2);
+    t.steer(&t.b, 1, 2);
+    let ns = t.fwd.clone();
+    let ios = thread::spawn(move || {
+        enter(&ns);
+        let cfg = XdpConfig { inside: "in0".into(), outside: "out0".into(), mode, ..XdpConfig::default() };
+        XdpIo::open_queues(&cfg, 2).map_err(|e| format!("{e:?}"))
+    })
+    .join()
+    .expect("opener panicked")
+    .unwrap_or_else(|e| panic!("XdpIo::open_queues: {e}"));
+    assert_eq!(ios.iter().map(XdpIo::queue).collect::<Vec<_>>(), vec![0, 1]);
+    let _ = writeln!(std::io::stderr(), "two queues {mode:?}: {}", ios[0].mode_in_use());
+    let workers: Vec<_> = ios
+        .into_iter()
+        .map(|mut io| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (stop2, ns) = (Arc::clone(&stop), t.fwd.clone());
+            let h = thread::spawn(move || {
+                enter(&ns);
+                while !stop2.load(Ordering::Relaxed) {
+                    let n = io.rx_batch(64, &mut |_, m| Action::Forward(m.port.other())).expect("rx_batch");
+                    io.flush().expect("flush");
+                    if n == 0 {
+                        io.wait(Duration::from_millis(5)).expect("wait");
+                    }
+                }
+                let s = io.stats();
+                drop(io);
+                s
+            });
+            (stop, h)
+        })
+        .collect();
+    ns_run(&t.a, &["ping", "-c", "3", "-i", "0.2", "-W", "2", &t.ip(2)]);
+    tcp_transfer(&t, 1 << 20);
+    let mut stats = Vec::new();
+    for (i, (stop, h)) in workers.into_iter().enumerate() {
+        stop.store(true, Ordering::Relaxed);
+        stats.push(h.join().expect("worker panicked"));
+        if i == 0 {
+            // Closing queue 0 leaves queue 1's program in place.
+            let links = t.fwd_links();
+            assert!(links.matches("xdp").count() >= 2, "closing one queue detached a program:\n{links}");
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "per queue {mode:?}: {stats:?}");
+    if mode == XdpMode::Generic {
+        // veth's generic path does not record the RX queue: every frame is queue 0's.
+        assert!(stats[0].rx_port[0] > (1 << 20) / 1514 && stats[0].rx_port[1] > 10, "queue 0: {:?}", stats[0]);
+    } else {
+        // A's frames (the data) on queue 0, B's (the ACKs) on queue 1.
+        assert!(stats[0].rx_port[0] > (1 << 20) / 1514, "queue 0 inside: {:?}", stats[0]);
+        assert!(stats[1].rx_port[1] > 10, "queue 1 outside: {:?}", stats[1]);
+    }
+    for s in &stats {
+        assert_eq!(s.forwarded, s.rx, "{s:?}");
+    }
+    // The last one detached both.
+    check_no_xdp(&t);
 }

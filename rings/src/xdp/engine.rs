@@ -58,6 +58,8 @@ pub(crate) trait Rings {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub(crate) rx: u64,
+    /// Frames received per port (inside, outside).
+    pub(crate) rx_port: [u64; 2],
     pub(crate) forwarded: u64,
     pub(crate) dropped: u64,
     pub(crate) sent: u64,
@@ -240,6 +242,7 @@ impl<R: Rings> Engine<R> {
                 } else {
                     self.fill_out[p] -= n as u32;
                     self.counters.rx += n as u64;
+                    self.counters.rx_port[p] += n as u64;
                     let port = if p == 0 { PortId::Inside } else { PortId::Outside };
                     let meta = RxMeta { ts_ns, port };
                     for i in 0..n {
@@ -536,6 +539,7 @@ mod tests {
         assert!(seen.iter().all(|s| s.2 == 7));
         assert_eq!(e.counters.forwarded, 5);
         assert_eq!(e.counters.dropped, 1);
+        assert_eq!(e.counters.rx_port, [5, 1]);
         // The completions are reaped and the frames recycled into the fill rings.
         assert_eq!(e.tx_out, [0, 0]);
         assert_eq!(e.fill_out, [8, 8]);
@@ -704,6 +708,7 @@ mod tests {
         assert_eq!(c.sent, sent_ok);
         assert_eq!(c.forwarded + c.sent, c.tx + c.tx_ring_full);
         assert_eq!(c.tx, c.tx_completed);
+        assert_eq!(c.rx_port[0] + c.rx_port[1], c.rx);
         let wire = (e.rings.ports[0].wire.len() + e.rings.ports[1].wire.len()) as u64;
         assert_eq!(wire, c.tx_completed);
     }
