@@ -43,6 +43,14 @@ pub struct Config {
     pub interfaces: Interfaces,
     /// AF_XDP settings.
     pub xdp: Xdp,
+    /// Worker threads, one per AF_XDP queue: worker `i` binds queue
+    /// `xdp.queue + i` of both interfaces. Both directions of a connection
+    /// may arrive at different workers; they share one connection table.
+    pub workers: Workers,
+    /// CPUs to pin the workers to (worker `i` on `cpus[i % len]`). Without
+    /// it, several workers go to the CPUs the process may use in turn, and a
+    /// single worker is not pinned.
+    pub cpus: Option<Cpus>,
     /// Bridge frames that are neither IPv4 nor IPv6 (ARP, LLDP, ...);
     /// `false` drops them.
     pub bridge_non_ip: bool,
@@ -62,6 +70,8 @@ impl Default for Config {
             helpers: Helpers::default(),
             interfaces: Interfaces::default(),
             xdp: Xdp::default(),
+            workers: Workers::default(),
+            cpus: None,
             bridge_non_ip: true,
             raw: Vec::new(),
             filter: Filter::default(),
@@ -301,7 +311,8 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Check that both interfaces exist (in `/sys/class/net`). `file` is the
+    /// Check that both interfaces exist (in `/sys/class/net`) and have the
+    /// queues the workers bind ([`Config::check_queues`]). `file` is the
     /// configuration the settings came from: the error points at the
     /// `inside:` / `outside:` field when the file names it.
     pub fn check_interfaces_exist(&self, file: &Path) -> Result<(), ConfigError> {
@@ -323,8 +334,110 @@ impl Config {
                 });
             }
         }
+        self.check_queues_in(sys_class_net, text, file)
+    }
+
+    /// Check that both interfaces have the queues the workers bind
+    /// (`xdp.queue` to `xdp.queue + workers - 1`), counting the `rx-*` and
+    /// `tx-*` entries of `/sys/class/net/IFACE/queues`. The error points at
+    /// `workers:` (or `xdp.queue:`) when the file sets it.
+    pub fn check_queues(&self, file: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        self.check_queues_in(Path::new("/sys/class/net"), &text, file)
+    }
+
+    /// [`Config::check_queues`] against another directory of interfaces and
+    /// the configuration's text.
+    pub fn check_queues_in(&self, sys_class_net: &Path, text: &str, file: &Path) -> Result<(), ConfigError> {
+        let (first, workers) = (u64::from(self.xdp.queue), u64::from(self.workers.0));
+        let need = first + workers;
+        for name in [&self.interfaces.inside, &self.interfaces.outside] {
+            let Some((rx, tx)) = queue_counts(&sys_class_net.join(&name.0).join("queues")) else { continue };
+            if need <= u64::from(rx.min(tx)) {
+                continue;
+            }
+            let (line, col) =
+                find_top_key(text, "workers").or_else(|| find_key(text, "xdp", "queue")).unwrap_or((0, 0));
+            let queues =
+                if workers == 1 { format!("queue {first}") } else { format!("queues {first} to {}", need - 1) };
+            let plural = if workers == 1 { "" } else { "s" };
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                line,
+                col,
+                message: format!(
+                    "expected at most as many workers as the interfaces have queues: {workers} worker{plural} \
+                     bind{s} {queues}, but {name} has {rx} RX and {tx} TX queues",
+                    s = if workers == 1 { "s" } else { "" },
+                ),
+            });
+        }
         Ok(())
     }
+
+    /// Check that every CPU of `cpus` is one of `allowed` (the CPUs this
+    /// process may run on). The error points at `cpus:` when the file sets it.
+    pub fn check_cpus(&self, allowed: &[usize], file: &Path) -> Result<(), ConfigError> {
+        let Some(cpus) = &self.cpus else { return Ok(()) };
+        let Some(bad) = cpus.0.iter().find(|&&c| !allowed.contains(&(c as usize))) else { return Ok(()) };
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let (line, col) = find_top_key(&text, "cpus").unwrap_or((0, 0));
+        Err(ConfigError {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message: format!(
+                "expected CPUs this process may run on ({}), but cpu {bad} is not one of them",
+                cpu_list(allowed)
+            ),
+        })
+    }
+}
+
+/// The RX and TX queues in a `/sys/class/net/IFACE/queues` directory;
+/// `None` if it cannot be read or lists none.
+fn queue_counts(dir: &Path) -> Option<(u32, u32)> {
+    let (mut rx, mut tx) = (0u32, 0u32);
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("rx-") {
+            rx += 1;
+        } else if name.starts_with("tx-") {
+            tx += 1;
+        }
+    }
+    (rx > 0 && tx > 0).then_some((rx, tx))
+}
+
+/// CPU numbers as ranges: `0-3,6`.
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { sorted[i].to_string() } else { format!("{}-{}", sorted[i], sorted[j]) });
+        i = j + 1;
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// 1-based line and column of a top-level `key:` in RON text (its first
+/// occurrence outside `//` comments).
+fn find_top_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let code = line.split("//").next().unwrap_or("");
+        find_ident(code, key).map(|p| (i + 1, p + 1))
+    })
 }
 
 /// 1-based line and column of `key:` after `section:` in RON text (skipping
@@ -426,6 +539,78 @@ mod tests {
 
         let e = parse("(conntrack: (tcp_loose: 1))").unwrap_err();
         assert!(e.message.to_lowercase().contains("bool"), "{e}");
+    }
+
+    #[test]
+    fn workers_and_cpus() {
+        let c = parse("(workers: 4, cpus: [2, 3])").unwrap();
+        assert_eq!((c.workers, c.cpus.as_ref().map(|c| c.0.clone())), (Workers(4), Some(vec![2, 3])));
+        assert_eq!((0..4).map(|i| c.cpus.as_ref().unwrap().for_worker(i)).collect::<Vec<_>>(), vec![2, 3, 2, 3]);
+        assert_eq!(parse("()").unwrap().workers, Workers(1));
+        for (text, want) in [
+            ("(\n workers: 0)", "between 1 and 256"),
+            ("(\n workers: 257)", "between 1 and 256"),
+            ("(\n cpus: [])", "at least one CPU"),
+            ("(\n cpus: [1, 1])", "1 is listed twice"),
+            ("(\n cpus: [1024])", "below 1024"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(want) && e.line == 2, "{text}: {e}");
+        }
+    }
+
+    /// A fake `/sys/class/net` with `fwin` (2 queues each way) and `fwout` (`rx` RX and `tx`
+    /// TX queues).
+    fn fake_sys(rx: u32, tx: u32) -> PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ctwall-config-sys-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, rx, tx) in [("fwin", 2, 2), ("fwout", rx, tx)] {
+            for (kind, count) in [("rx", rx), ("tx", tx)] {
+                for q in 0..count {
+                    std::fs::create_dir_all(dir.join(name).join("queues").join(format!("{kind}-{q}"))).unwrap();
+                }
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn more_workers_than_queues_is_an_error_at_the_workers_field() {
+        let sys = fake_sys(2, 1);
+        let text = "(\n  interfaces: (inside: \"fwin\", outside: \"fwout\"),\n  workers: 2,\n)";
+        let c = parse(text).unwrap();
+        let e = c.check_interfaces_in(&sys, text, Path::new("t.ron")).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 3), "{e}");
+        assert!(e.message.contains("2 workers bind queues 0 to 1, but fwout has 2 RX and 1 TX queues"), "{e}");
+        let _ = std::fs::remove_dir_all(sys);
+        // Enough queues: fine; queue 1 with one worker on a two-queue pair too.
+        let sys = fake_sys(2, 2);
+        c.check_interfaces_in(&sys, text, Path::new("t.ron")).unwrap();
+        let text = "(\n  interfaces: (inside: \"fwin\", outside: \"fwout\"),\n  xdp: (queue: 1),\n)";
+        parse(text).unwrap().check_queues_in(&sys, text, Path::new("t.ron")).unwrap();
+        // Queue 2 does not exist: the error points at `queue:`.
+        let text = "(\n  interfaces: (inside: \"fwin\", outside: \"fwout\"),\n  xdp: (queue: 2),\n)";
+        let e = parse(text).unwrap().check_queues_in(&sys, text, Path::new("t.ron")).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 9), "{e}");
+        assert!(e.message.contains("1 worker binds queue 2, but fwin has 2 RX and 2 TX queues"), "{e}");
+        let _ = std::fs::remove_dir_all(sys);
+    }
+
+    #[test]
+    fn cpus_must_be_allowed() {
+        let dir = fake_sys(1, 1);
+        let file = dir.join("c.ron");
+        std::fs::write(&file, "(\n  workers: 2,\n  cpus: [0, 5],\n)").unwrap();
+        let c = Config::load(&file).unwrap();
+        let e = c.check_cpus(&[0, 1, 2, 3], &file).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 3), "{e}");
+        assert!(e.message.contains("(0-3), but cpu 5"), "{e}");
+        c.check_cpus(&[0, 5], &file).unwrap();
+        Config::default().check_cpus(&[], &file).unwrap();
+        assert_eq!(cpu_list(&[6, 0, 1, 2, 3, 9, 10]), "0-3,6,9-10");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -130,6 +130,62 @@ impl TryFrom<String> for ZeroCopy {
     }
 }
 
+/// The most worker threads a configuration may ask for.
+pub const MAX_WORKERS: u32 = 256;
+/// CPU numbers must be below this (`CPU_SETSIZE`).
+pub const MAX_CPU: u32 = 1024;
+
+/// The number of worker threads, one per AF_XDP queue: 1 to [`MAX_WORKERS`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct Workers(pub u32);
+
+impl Default for Workers {
+    fn default() -> Self {
+        Workers(1)
+    }
+}
+
+impl TryFrom<u64> for Workers {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        match u32::try_from(v) {
+            Ok(n @ 1..=MAX_WORKERS) => Ok(Workers(n)),
+            _ => Err(format!("a worker count between 1 and {MAX_WORKERS}, not {v}")),
+        }
+    }
+}
+
+/// CPUs to pin the workers to: a non-empty list of distinct CPU numbers
+/// below [`MAX_CPU`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<u32>")]
+pub struct Cpus(pub Vec<u32>);
+
+impl TryFrom<Vec<u32>> for Cpus {
+    type Error = String;
+    fn try_from(v: Vec<u32>) -> Result<Self, String> {
+        if v.is_empty() {
+            return Err("at least one CPU number".into());
+        }
+        if let Some(c) = v.iter().find(|&&c| c >= MAX_CPU) {
+            return Err(format!("CPU numbers below {MAX_CPU}, not {c}"));
+        }
+        let mut seen = HashSet::new();
+        if let Some(c) = v.iter().find(|&&c| !seen.insert(c)) {
+            return Err(format!("distinct CPU numbers, but {c} is listed twice"));
+        }
+        Ok(Cpus(v))
+    }
+}
+
+impl Cpus {
+    /// The CPU of worker `i`: the list repeats when there are more workers.
+    pub fn for_worker(&self, i: usize) -> u32 {
+        self.0[i % self.0.len()]
+    }
+}
+
 /// A power of two between 64 and 65536 (ring sizes, frame counts).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u64")]
@@ -164,7 +220,8 @@ impl TryFrom<u64> for FrameSize {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Xdp {
-    /// The NIC queue to bind.
+    /// The NIC queue to bind; with several `workers`, the first one (worker
+    /// `i` binds queue `queue + i`).
     pub queue: u32,
     /// UMEM frames per port.
     pub frames: Pow2,
@@ -978,6 +1035,11 @@ mod tests {
         assert_eq!(log.log_prefix.as_ref().unwrap().0, "ctwall out NEW: ");
         assert_eq!(c.raw[0].action, RawAction::Notrack);
         assert_eq!(c.helpers.0.len(), 2);
+        assert_eq!((c.workers, &c.cpus), (Workers(1), &None));
+        // The commented `cpus` line parses when uncommented.
+        let uncommented = text.replace("// cpus: [0, 1],", "cpus: [0, 1],");
+        let c = Config::parse(&uncommented, Path::new("examples/bridge.ron")).unwrap();
+        assert_eq!(c.cpus, Some(Cpus(vec![0, 1])));
     }
 
     #[test]
