@@ -5,6 +5,7 @@ use crate::pipeline::{Decision, Pipeline, Verdict};
 use crate::rules::Ruleset;
 use crate::settings;
 use config::Config;
+use ct_core::invalid::InvalidCounters;
 use ct_core::listing::{conntrack_line, expect_line, seconds_left, ListOptions};
 use ct_core::table::{Conntrack, Entry};
 use ct_core::{CtState, Instant};
@@ -224,21 +225,40 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
                 }})
             )?;
         }
-        Format::Text => {
-            writeln!(out)?;
-            for e in &entries {
-                writeln!(out, "{}", conntrack_line(e, now, &opts))?;
-            }
-            for x in ct.expectations(now) {
-                writeln!(out, "{}", expect_line(&x, now))?;
-            }
-            writeln!(out, "ctwall: {} flow entries have been shown.", entries.len())?;
-            if invalid.total() > 0 {
-                let parts: Vec<String> =
-                    invalid.iter().filter(|(_, c)| *c > 0).map(|(r, c)| format!("{r}={c}")).collect();
-                writeln!(out, "invalid: {}", parts.join(" "))?;
-            }
-        }
+        Format::Text => text_table(ct, &entries, &invalid, now, out)?,
     }
     Ok(entries.len())
+}
+
+/// The table and expectations in `conntrack -L` format, a count line and
+/// the INVALID counters (`invalid`, e.g. summed over workers): what
+/// `--format text` ends with and what `ctwall run` prints on SIGUSR1.
+/// Returns the number of entries shown.
+pub fn table_text(ct: &Conntrack, invalid: &InvalidCounters, now: Instant, out: &mut dyn Write) -> io::Result<usize> {
+    let entries: Vec<Entry> = ct.entries(now).map(|(_, e)| e).collect();
+    text_table(ct, &entries, invalid, now, out)?;
+    Ok(entries.len())
+}
+
+fn text_table(
+    ct: &Conntrack,
+    entries: &[Entry],
+    invalid: &InvalidCounters,
+    now: Instant,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let opts = ListOptions { counters: ct.config().acct };
+    writeln!(out)?;
+    for e in entries {
+        writeln!(out, "{}", conntrack_line(e, now, &opts))?;
+    }
+    for x in ct.expectations(now) {
+        writeln!(out, "{}", expect_line(&x, now))?;
+    }
+    writeln!(out, "ctwall: {} flow entries have been shown.", entries.len())?;
+    if invalid.total() > 0 {
+        let parts: Vec<String> = invalid.iter().filter(|(_, c)| *c > 0).map(|(r, c)| format!("{r}={c}")).collect();
+        writeln!(out, "invalid: {}", parts.join(" "))?;
+    }
+    Ok(())
 }

@@ -1,22 +1,37 @@
-//! `ctwall run`: the appliance. Loads the configuration, attaches AF_XDP
-//! to both ports, bridges until SIGINT/SIGTERM, reloads the rules on SIGHUP,
-//! prints the connection table on SIGUSR1.
+//! `ctwall run`: the appliance. Loads the configuration, attaches AF_XDP to
+//! both ports on one queue per worker, and bridges until SIGINT/SIGTERM;
+//! reloads the rules on SIGHUP, prints the connection table on SIGUSR1.
+//!
+//! Threads: one worker per AF_XDP queue ([`worker`]), each with its own
+//! sockets, pipeline and bridge, all on one shared connection table — the
+//! NIC spreads flows over its queues by its own hash, so the two directions
+//! of a connection may well reach different workers. The management plane
+//! (if configured) lives in worker 0; the others hand it the frames that are
+//! its. The main thread keeps the signals: it reloads (compiling the rules
+//! once and handing them to every worker), prints the table, logs the
+//! counters summed over the workers, and at the end stops and joins them;
+//! the XDP programs are detached when the last worker's sockets close.
 
-use crate::bridge::Bridge;
-use crate::mgmt::{render, Disposition, Mgmt, MgmtApp, MgmtStats};
-use crate::pipeline::Pipeline;
+mod worker;
+
+use crate::bridge::BridgeStats;
+use crate::mgmt::render::WorkerCounters;
+use crate::mgmt::Mgmt;
+use crate::pipeline::{Pipeline, PipelineStats};
 use crate::rules::Ruleset;
-use crate::{reject, settings};
+use crate::settings;
 use config::{Config, ConfigError, IfName};
-use ct_core::table::Conntrack;
-use ct_core::Instant;
-use rings::xdp::XdpIo;
-use rings::PacketIo;
+use ct_core::invalid::InvalidCounters;
+use ct_core::table::{Conntrack, Stats};
+use ct_core::{CtConfig, Instant};
+use helpers::HelperRegistry;
+use rings::xdp::{XdpIo, XdpStats};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::{error, info, warn};
+use worker::{MgmtRole, Worker};
 
 /// Command-line options of `ctwall run`.
 #[derive(Clone, Debug)]
@@ -35,15 +50,18 @@ pub struct RunOptions {
 /// management plane.
 const EVENT_QUEUE: usize = 4096;
 
-/// How long the idle loop sleeps in `poll(2)` when no frame is pending.
-const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// Log the counters this often while running.
 const STATS_EVERY: Duration = Duration::from_secs(60);
 /// At most one "table full" warning this often.
 const TABLE_FULL_LOG_EVERY: Duration = Duration::from_secs(5);
+/// How often the main thread looks at the signal flags and the workers.
+const MAIN_TICK: Duration = Duration::from_millis(20);
+/// Frames the other workers may have queued for the management plane
+/// (worker 0) at once; more are dropped and counted.
+const MGMT_HANDOFF_QUEUE: usize = 256;
 
 /// Load the configuration, apply the command-line interface names and check
-/// that both interfaces exist.
+/// that both interfaces exist and have the queues the workers bind.
 pub fn load(opts: &RunOptions) -> Result<Config, String> {
     let mut cfg = Config::load(&opts.config).map_err(|e| e.to_string())?;
     let mut from_file = true;
@@ -74,17 +92,39 @@ pub fn load(opts: &RunOptions) -> Result<Config, String> {
                 return Err(format!("{what} interface {:?} does not exist", name.0));
             }
         }
+        cfg.check_queues(&opts.config).map_err(|e| e.to_string())?;
     }
     Ok(cfg)
+}
+
+/// The CPU of each worker: `cpus` in turn if configured; else, for several
+/// workers, the CPUs this process may use in turn; a single worker is not
+/// pinned.
+fn plan_cpus(cfg: &Config, allowed: &[usize]) -> Vec<Option<usize>> {
+    let n = cfg.workers.0 as usize;
+    match &cfg.cpus {
+        Some(c) => (0..n).map(|i| Some(c.for_worker(i) as usize)).collect(),
+        None if n > 1 && !allowed.is_empty() => (0..n).map(|i| Some(allowed[i % allowed.len()])).collect(),
+        None => vec![None; n],
+    }
 }
 
 /// Run the bridge until SIGINT or SIGTERM.
 pub fn run(opts: &RunOptions) -> Result<(), String> {
     let cfg = load(opts)?;
+    let allowed = rings::cpu::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    cfg.check_cpus(&allowed, &opts.config).map_err(|e| e.to_string())?;
+    let n = cfg.workers.0 as usize;
     let rules = Arc::new(Ruleset::compile(&cfg));
     let helpers = settings::helper_registry(&cfg).map_err(|e| format!("{}: helpers: {e}", opts.config.display()))?;
-    let pipeline = Pipeline::new(Conntrack::new(settings::ct_config(&cfg)), helpers);
-    let mut bridge = Bridge::new(pipeline, Box::new(Arc::clone(&rules)), cfg.bridge_non_ip, reject::build_reject);
+    let mut first = Pipeline::new(Conntrack::new(settings::ct_config(&cfg)), helpers.clone());
+    if cfg.mgmt.is_some() {
+        first.enable_events(EVENT_QUEUE);
+    }
+    let mut pipelines: Vec<Pipeline> = (1..n).map(|_| first.worker()).collect();
+    pipelines.insert(0, first);
+    // The main thread's handle: SIGUSR1 dumps and the entry count.
+    let table = pipelines[0].conntrack().worker();
 
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -96,107 +136,350 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
         signal_hook::flag::register(sig, Arc::clone(flag)).map_err(|e| format!("signal handler: {e}"))?;
     }
 
-    let mut io = XdpIo::open(&settings::xdp_config(&cfg))
-        .map_err(|e| format!("AF_XDP on {} / {}: {e}", cfg.interfaces.inside, cfg.interfaces.outside))?;
+    let ios = XdpIo::open_queues(&settings::xdp_config(&cfg), cfg.workers.0)
+        .map_err(|e| format!("AF_XDP on {} / {} ({n} queues): {e}", cfg.interfaces.inside, cfg.interfaces.outside))?;
+    let mode = ios[0].mode_in_use().to_owned();
+    let cpus = plan_cpus(&cfg, &allowed);
+    let start = std::time::Instant::now();
+    let clock = move || Instant::from_nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+
+    let mut roles: Vec<MgmtRole> = (0..n).map(|_| MgmtRole::None).collect();
+    if let Some(m) = &cfg.mgmt {
+        let addrs: Vec<String> = m.addresses.0.iter().map(|a| a.to_string()).collect();
+        info!(port = ?m.port, addresses = %addrs.join(" "), http_port = m.http_port.0, "management plane");
+        let mgmt = Mgmt::new(m, clock());
+        let (tx, rx) = mpsc::sync_channel(MGMT_HANDOFF_QUEUE);
+        for role in roles.iter_mut().skip(1) {
+            *role = MgmtRole::Handoff { classifier: mgmt.classifier(), to: tx.clone() };
+        }
+        roles[0] = MgmtRole::Owner { mgmt: Box::new(mgmt), handed: (n > 1).then_some(rx) };
+    }
+
+    let shared = Arc::new(Shared {
+        opts: opts.clone(),
+        stop: Arc::clone(&stop),
+        start,
+        state: Mutex::new(Installed { ct: settings::ct_config(&cfg), rules, running: cfg.clone(), generation: 0 }),
+        generation: AtomicU64::new(0),
+        helpers,
+        published: (0..n).map(|_| Mutex::new(WorkerStats::default())).collect(),
+    });
+    let mut handles = Vec::with_capacity(n);
+    for (index, ((io, pipeline), (role, cpu))) in
+        ios.into_iter().zip(pipelines).zip(roles.into_iter().zip(cpus)).enumerate()
+    {
+        let w = Worker::new(index, io, pipeline, cpu, role, &shared);
+        let sh = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new().name(format!("ctwall-w{index}")).spawn(move || {
+            let r = w.run(&sh);
+            if let Err(e) = &r {
+                error!(worker = index, "{e}");
+                // Relaxed: a flag without data, as for the signal handlers.
+                sh.stop.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = join_all(handles);
+                return Err(format!("cannot start worker {index}: {e}"));
+            }
+        }
+    }
     info!(
         config = %opts.config.display(),
         inside = %cfg.interfaces.inside,
         outside = %cfg.interfaces.outside,
-        mode = %io.mode_in_use(),
+        workers = n,
+        mode = %mode,
         "ready: bridging"
     );
 
-    let start = std::time::Instant::now();
-    let clock = || Instant::from_nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
-    let mut mgmt = cfg.mgmt.as_ref().map(|m| {
-        bridge.pipeline.enable_events(EVENT_QUEUE);
-        let addrs: Vec<String> = m.addresses.0.iter().map(|a| a.to_string()).collect();
-        info!(port = ?m.port, addresses = %addrs.join(" "), http_port = m.http_port.0, "management plane");
-        Mgmt::new(m, clock())
-    });
-    let mut running = cfg;
-    let mut rules = rules;
     let mut next_stats = STATS_EVERY;
     let mut full_logged = (0u64, Duration::ZERO);
-    let mut mgmt_out: Vec<Vec<u8>> = Vec::new();
-    // Relaxed: each flag is set by signal-hook's handler and read or cleared
-    // only here; it carries no data, so no other access pairs with it.
+    // Relaxed: each flag is set by signal-hook's handler (or, for `stop`, by
+    // a failing worker) and read or cleared here; none carries data.
     while !stop.load(Ordering::Relaxed) {
-        let now = clock();
-        let n = match mgmt.as_mut() {
-            None => bridge.poll(&mut io, now),
-            Some(m) => bridge.poll_with(&mut io, now, &mut |frame, port| {
-                if port != m.port() {
-                    return false;
-                }
-                match m.classify(frame) {
-                    Disposition::Take => {
-                        m.receive(frame);
-                        true
-                    }
-                    Disposition::Copy => {
-                        m.receive(frame);
-                        false
-                    }
-                    Disposition::Ignore => false,
-                }
-            }),
-        }
-        .map_err(|e| format!("packet I/O: {e}"))?;
-        if let Some(m) = mgmt.as_mut() {
-            let mut app = App { opts, running: &mut running, bridge: &mut bridge, rules: &mut rules };
-            m.poll(clock(), &mut app, &mut |f| mgmt_out.push(f.to_vec()));
-            for f in mgmt_out.drain(..) {
-                io.send(m.port(), &f).map_err(|e| format!("packet I/O: {e}"))?;
-            }
-            io.flush().map_err(|e| format!("packet I/O: {e}"))?;
-        }
-        if n == 0 {
-            io.wait(IDLE_WAIT).map_err(|e| format!("packet I/O: {e}"))?;
+        std::thread::sleep(MAIN_TICK);
+        if handles.iter().any(|h| h.is_finished()) {
+            break;
         }
         if hup.swap(false, Ordering::Relaxed) {
-            if let Ok(r) = reload(opts, &mut running, &mut bridge) {
-                rules = r;
-            }
+            let _ = shared.reload();
         }
-        let full = bridge.pipeline.stats().table_full;
+        let totals = shared.totals();
+        let full = totals.pipeline.table_full;
         if full > full_logged.0 && start.elapsed() >= full_logged.1 {
             warn!(
                 dropped = full - full_logged.0,
-                max = running.conntrack.max,
+                max = shared.state().running.conntrack.max,
                 "connection table full: new connections dropped (no non-ASSURED or closing entry to evict)"
             );
             full_logged = (full, start.elapsed() + TABLE_FULL_LOG_EVERY);
         }
         if usr1.swap(false, Ordering::Relaxed) {
-            dump_table(&bridge, clock());
+            dump_table(&table, &totals.invalid, clock());
         }
         if start.elapsed() >= next_stats {
             next_stats += STATS_EVERY;
-            log_stats(&bridge, &io, &rules);
+            log_stats(&shared, &table);
         }
     }
-    log_stats(&bridge, &io, &rules);
-    drop(io);
-    info!("stopped; XDP programs detached");
-    Ok(())
+    stop.store(true, Ordering::Relaxed);
+    let result = join_all(handles);
+    log_stats(&shared, &table);
+    if result.is_ok() {
+        info!("stopped; XDP programs detached");
+    }
+    result
+}
+
+/// Join every worker; the first failure is the result.
+fn join_all(handles: Vec<std::thread::JoinHandle<Result<(), String>>>) -> Result<(), String> {
+    let mut result = Ok(());
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.join().unwrap_or_else(|_| Err(format!("worker {i} panicked")));
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
+}
+
+/// The rules and tracker settings in force, and the configuration they came
+/// from.
+struct Installed {
+    running: Config,
+    rules: Arc<Ruleset>,
+    ct: CtConfig,
+    /// Bumped by every reload.
+    generation: u64,
+}
+
+/// What the threads of `ctwall run` share.
+struct Shared {
+    opts: RunOptions,
+    /// Set by SIGINT/SIGTERM, or by a failing worker: every worker stops.
+    stop: Arc<AtomicBool>,
+    /// The clock's zero.
+    start: std::time::Instant,
+    state: Mutex<Installed>,
+    /// `state.generation`, for the workers' per-batch check without the lock.
+    generation: AtomicU64,
+    /// The helpers loaded at start (a reload cannot add any).
+    helpers: HelperRegistry,
+    /// Each worker's counters as it last published them.
+    published: Vec<Mutex<WorkerStats>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, Installed> {
+        lock(&self.state)
+    }
+
+    fn clock(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn publish(&self, worker: usize, stats: WorkerStats) {
+        *lock(&self.published[worker]) = stats;
+    }
+
+    /// Every worker's last published counters.
+    fn workers(&self) -> Vec<WorkerStats> {
+        self.published.iter().map(|m| lock(m).clone()).collect()
+    }
+
+    /// The workers' counters, added up.
+    fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for w in &self.published {
+            t.add(&lock(w));
+        }
+        t
+    }
+
+    /// SIGHUP (or `POST /reload`): re-read the file; on any error keep the
+    /// running rules. On success every worker takes the new rules and tracker
+    /// settings before its next batch.
+    fn reload(&self) -> Result<(), String> {
+        let mut st = self.state();
+        let opts = &self.opts;
+        let new = match load(opts) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload refused, the running rules stay: {e}");
+                return Err(format!("reload refused, the running rules stay: {e}"));
+            }
+        };
+        let running = &st.running;
+        if new.interfaces != running.interfaces || new.xdp != running.xdp {
+            warn!("interfaces and AF_XDP settings change only with a restart; the running ones stay");
+        }
+        if new.workers != running.workers || new.cpus != running.cpus {
+            warn!("workers and cpus change only with a restart; the running ones stay");
+        }
+        if new.helpers != running.helpers {
+            warn!("helper assignments change only with a restart; the running ones stay");
+        }
+        for r in &new.raw {
+            if let config::RawAction::Helper(k) = r.action {
+                if self.helpers.by_name(k.name()).is_none() {
+                    warn!(
+                        helper = k.name(),
+                        "a raw rule names a helper that starts only with a restart; it attaches nothing until then"
+                    );
+                }
+            }
+        }
+        if new.mgmt != running.mgmt {
+            warn!("management settings change only with a restart; the running ones stay");
+        }
+        let rules = Arc::new(Ruleset::compile(&new));
+        let ct = settings::ct_config(&new);
+        let kept = Config {
+            interfaces: running.interfaces.clone(),
+            xdp: running.xdp.clone(),
+            workers: running.workers,
+            cpus: running.cpus.clone(),
+            helpers: running.helpers.clone(),
+            mgmt: running.mgmt.clone(),
+            ..new
+        };
+        (st.rules, st.ct, st.running) = (rules, ct, kept);
+        st.generation += 1;
+        // Release: pairs with the workers' Acquire load; they then lock
+        // `state` anyway, which orders the data itself.
+        self.generation.store(st.generation, Ordering::Release);
+        info!(config = %opts.config.display(), "reloaded the rules; the connection table is untouched");
+        Ok(())
+    }
+}
+
+/// One worker's counters, published for the main thread and the
+/// management plane.
+#[derive(Clone, Debug, Default)]
+struct WorkerStats {
+    queue: u32,
+    cpu: Option<usize>,
+    pipeline: PipelineStats,
+    bridge: BridgeStats,
+    /// The tracker statistics of the worker's table handle.
+    table: Stats,
+    /// The handle's and the wire walk's INVALID counters.
+    invalid: InvalidCounters,
+    xdp: XdpStats,
+    mgmt_handoff: u64,
+    mgmt_handoff_dropped: u64,
+}
+
+impl WorkerStats {
+    fn row(&self, worker: usize) -> WorkerCounters {
+        WorkerCounters {
+            worker,
+            queue: self.queue,
+            cpu: self.cpu,
+            frames: self.pipeline.frames,
+            rx: self.xdp.rx_port,
+            mgmt_handoff: self.mgmt_handoff,
+            mgmt_handoff_dropped: self.mgmt_handoff_dropped,
+        }
+    }
+}
+
+/// Counters summed over the workers.
+#[derive(Clone, Debug, Default)]
+struct Totals {
+    pipeline: PipelineStats,
+    bridge: BridgeStats,
+    table: Stats,
+    invalid: InvalidCounters,
+    xdp: XdpStats,
+}
+
+impl Totals {
+    fn add(&mut self, w: &WorkerStats) {
+        let (p, q) = (&mut self.pipeline, &w.pipeline);
+        p.frames += q.frames;
+        p.non_ip += q.non_ip;
+        p.accepted += q.accepted;
+        p.dropped += q.dropped;
+        p.table_full += q.table_full;
+        p.helper_partial_match += q.helper_partial_match;
+        p.helper_expect_failed += q.helper_expect_failed;
+        p.wire_invalid.merge(&q.wire_invalid);
+        let (b, c) = (&mut self.bridge, &w.bridge);
+        b.forwarded += c.forwarded;
+        b.dropped += c.dropped;
+        b.rejected += c.rejected;
+        b.reject_sent += c.reject_sent;
+        b.non_ip_dropped += c.non_ip_dropped;
+        b.taken += c.taken;
+        let (t, u) = (&mut self.table, &w.table);
+        t.found += u.found;
+        t.invalid += u.invalid;
+        t.ignore += u.ignore;
+        t.insert += u.insert;
+        t.insert_failed += u.insert_failed;
+        t.drop += u.drop;
+        t.early_drop += u.early_drop;
+        t.icmp_error += u.icmp_error;
+        t.expect_new += u.expect_new;
+        t.expect_create += u.expect_create;
+        t.expect_delete += u.expect_delete;
+        t.delete += u.delete;
+        t.untracked += u.untracked;
+        self.invalid.merge(&w.invalid);
+        let (x, y) = (&mut self.xdp, &w.xdp);
+        x.rx += y.rx;
+        x.rx_port[0] += y.rx_port[0];
+        x.rx_port[1] += y.rx_port[1];
+        x.forwarded += y.forwarded;
+        x.dropped += y.dropped;
+        x.sent += y.sent;
+        x.tx += y.tx;
+        x.tx_completed += y.tx_completed;
+        x.tx_ring_full += y.tx_ring_full;
+        x.send_no_frame += y.send_no_frame;
+        x.fill_starved += y.fill_starved;
+        x.tx_kicks += y.tx_kicks;
+        x.rx_kicks += y.rx_kicks;
+        for (k, l) in x.kernel.iter_mut().zip(&y.kernel) {
+            k.rx_dropped += l.rx_dropped;
+            k.rx_invalid_descs += l.rx_invalid_descs;
+            k.tx_invalid_descs += l.tx_invalid_descs;
+            k.rx_ring_full += l.rx_ring_full;
+            k.rx_fill_ring_empty += l.rx_fill_ring_empty;
+            k.tx_ring_empty += l.tx_ring_empty;
+        }
+    }
 }
 
 /// SIGUSR1: the table and expectations in `conntrack -L` format on stdout.
-fn dump_table(bridge: &Bridge, now: Instant) {
+fn dump_table(ct: &Conntrack, invalid: &InvalidCounters, now: Instant) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let r = crate::replay::final_report(&bridge.pipeline, now, crate::replay::Format::Text, &mut out)
-        .and_then(|_| std::io::Write::flush(&mut out));
+    let r = crate::replay::table_text(ct, invalid, now, &mut out).and_then(|_| std::io::Write::flush(&mut out));
     if let Err(e) = r {
         warn!("could not write the table to stdout: {e}");
     }
 }
 
-fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
-    let p = bridge.pipeline.stats();
-    let b = bridge.stats();
-    let x = io.stats();
+/// The counters summed over the workers, each worker's own, and the rules'.
+fn log_stats(shared: &Shared, table: &Conntrack) {
+    let workers = shared.workers();
+    let mut t = Totals::default();
+    for w in &workers {
+        t.add(w);
+    }
+    let (p, b, x) = (&t.pipeline, &t.bridge, &t.xdp);
+    let rules = Arc::clone(&shared.state().rules);
     info!(
         frames = p.frames,
         forwarded = b.forwarded,
@@ -204,7 +487,7 @@ fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
         rejected = b.rejected,
         non_ip = p.non_ip,
         table_full = p.table_full,
-        entries = bridge.pipeline.conntrack().count(),
+        entries = table.count(),
         tx_ring_full = x.tx_ring_full,
         fill_starved = x.fill_starved,
         tx_kicks = x.tx_kicks,
@@ -215,6 +498,22 @@ fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
         log_suppressed = rules.log_suppressed(),
         "counters"
     );
+    for (i, w) in workers.iter().enumerate() {
+        info!(
+            worker = i,
+            queue = w.queue,
+            cpu = w.cpu.map_or_else(|| "-".to_string(), |c| c.to_string()),
+            frames = w.pipeline.frames,
+            rx_inside = w.xdp.rx_port[0],
+            rx_outside = w.xdp.rx_port[1],
+            forwarded = w.bridge.forwarded,
+            dropped = w.bridge.dropped,
+            mgmt_handoff = w.mgmt_handoff,
+            mgmt_handoff_dropped = w.mgmt_handoff_dropped,
+            kernel_rx_dropped = w.xdp.kernel[0].rx_dropped + w.xdp.kernel[1].rx_dropped,
+            "worker counters"
+        );
+    }
     for r in rules.counters() {
         if r.packets > 0 {
             info!(chain = r.chain, rule = %r.rule, action = r.action, packets = r.packets, bytes = r.bytes, "rule");
@@ -222,108 +521,37 @@ fn log_stats(bridge: &Bridge, io: &XdpIo, rules: &Ruleset) {
     }
 }
 
-/// What the management plane reads and asks for.
-struct App<'a> {
-    opts: &'a RunOptions,
-    running: &'a mut Config,
-    bridge: &'a mut Bridge,
-    rules: &'a mut Arc<Ruleset>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl App<'_> {
-    fn snapshot<T>(&self, now: Instant, f: impl FnOnce(&render::Snapshot<'_>) -> T) -> T {
-        let counters = self.rules.counters();
-        let rules: Vec<render::RuleCounter<'_>> = counters
-            .iter()
-            .map(|c| render::RuleCounter {
-                chain: c.chain,
-                rule: &c.rule,
-                packets: c.packets,
-                bytes: c.bytes,
-                action: c.action,
-            })
-            .collect();
-        let invalid = self.bridge.pipeline.invalid_counters();
-        let p = &self.bridge.pipeline;
-        f(&render::Snapshot { ct: p.conntrack(), pipeline: p.stats(), invalid: &invalid, rules: &rules, now })
-    }
-}
-
-impl MgmtApp for App<'_> {
-    fn conntrack_proc(&self, now: Instant, out: &mut String) {
-        render::conntrack_proc(self.bridge.pipeline.conntrack(), now, out);
+    fn cfg(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("t.ron")).unwrap()
     }
 
-    fn conntrack_json(&self, now: Instant, out: &mut String) {
-        render::conntrack_json(self.bridge.pipeline.conntrack(), now, out);
+    #[test]
+    fn cpus_are_planned_in_turn_and_one_worker_is_not_pinned() {
+        assert_eq!(plan_cpus(&cfg("()"), &[0, 1]), vec![None]);
+        assert_eq!(plan_cpus(&cfg("(workers: 3)"), &[2, 5]), vec![Some(2), Some(5), Some(2)]);
+        assert_eq!(plan_cpus(&cfg("(workers: 3, cpus: [7, 1])"), &[0]), vec![Some(7), Some(1), Some(7)]);
+        assert_eq!(plan_cpus(&cfg("(cpus: [1])"), &[0, 1]), vec![Some(1)]);
     }
 
-    fn conntrack_list(&self, now: Instant, out: &mut String) {
-        render::conntrack_list(self.bridge.pipeline.conntrack(), now, out);
+    #[test]
+    fn totals_add_up_the_workers() {
+        let mut a = WorkerStats::default();
+        a.pipeline.frames = 3;
+        a.pipeline.table_full = 1;
+        a.bridge.forwarded = 2;
+        a.table.found = 5;
+        a.xdp.rx_port = [1, 2];
+        a.xdp.kernel[1].rx_dropped = 4;
+        a.invalid.inc(ct_core::InvalidReason::Ipv4BadChecksum);
+        let mut t = Totals::default();
+        t.add(&a);
+        t.add(&a);
+        assert_eq!((t.pipeline.frames, t.pipeline.table_full, t.bridge.forwarded, t.table.found), (6, 2, 4, 10));
+        assert_eq!((t.xdp.rx_port, t.xdp.kernel[1].rx_dropped), ([2, 4], 8));
+        assert_eq!(t.invalid.get(ct_core::InvalidReason::Ipv4BadChecksum), 2);
     }
-
-    fn expect_proc(&self, now: Instant, out: &mut String) {
-        render::expect_proc(self.bridge.pipeline.conntrack(), now, out);
-    }
-
-    fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        self.snapshot(now, |s| render::stats_json(s, mgmt, out));
-    }
-
-    fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        self.snapshot(now, |s| render::metrics(s, mgmt, out));
-    }
-
-    fn reload(&mut self) -> Result<String, String> {
-        info!("reload requested over the management plane");
-        *self.rules = reload(self.opts, self.running, self.bridge)?;
-        Ok(format!("reloaded {}; the connection table is untouched\n", self.opts.config.display()))
-    }
-
-    fn drain_events(&mut self, out: &mut Vec<ct_core::table::CtEvent>) {
-        self.bridge.pipeline.drain_events(out);
-    }
-}
-
-/// SIGHUP (or `POST /reload`): re-read the file; on any error keep the
-/// running rules. Returns the new ruleset when it was installed.
-fn reload(opts: &RunOptions, running: &mut Config, bridge: &mut Bridge) -> Result<Arc<Ruleset>, String> {
-    let new = match load(opts) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("reload refused, the running rules stay: {e}");
-            return Err(format!("reload refused, the running rules stay: {e}"));
-        }
-    };
-    if new.interfaces != running.interfaces || new.xdp != running.xdp {
-        warn!("interfaces and AF_XDP settings change only with a restart; the running ones stay");
-    }
-    if new.helpers != running.helpers {
-        warn!("helper assignments change only with a restart; the running ones stay");
-    }
-    for r in &new.raw {
-        if let config::RawAction::Helper(k) = r.action {
-            if !bridge.pipeline.has_helper(k.name()) {
-                warn!(
-                    helper = k.name(),
-                    "a raw rule names a helper that starts only with a restart; it attaches nothing until then"
-                );
-            }
-        }
-    }
-    if new.mgmt != running.mgmt {
-        warn!("management settings change only with a restart; the running ones stay");
-    }
-    let rules = Arc::new(Ruleset::compile(&new));
-    bridge.set_policy(Box::new(Arc::clone(&rules)), new.bridge_non_ip);
-    bridge.pipeline.set_ct_config(settings::ct_config(&new));
-    info!(config = %opts.config.display(), "reloaded the rules; the connection table is untouched");
-    *running = Config {
-        interfaces: running.interfaces.clone(),
-        xdp: running.xdp.clone(),
-        helpers: running.helpers.clone(),
-        mgmt: running.mgmt.clone(),
-        ..new
-    };
-    Ok(rules)
 }

@@ -47,15 +47,29 @@ impl MgmtApp for App<'_> {
         render::expect_proc(self.0.conntrack(), now, out);
     }
     fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        let invalid = self.0.invalid_counters();
-        let s =
-            render::Snapshot { ct: self.0.conntrack(), pipeline: self.0.stats(), invalid: &invalid, rules: &[], now };
+        let (table, invalid) = (self.0.conntrack().stats(), self.0.invalid_counters());
+        let s = render::Snapshot {
+            ct: self.0.conntrack(),
+            table: &table,
+            pipeline: self.0.stats(),
+            invalid: &invalid,
+            rules: &[],
+            workers: &[],
+            now,
+        };
         render::stats_json(&s, mgmt, out);
     }
     fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        let invalid = self.0.invalid_counters();
-        let s =
-            render::Snapshot { ct: self.0.conntrack(), pipeline: self.0.stats(), invalid: &invalid, rules: &[], now };
+        let (table, invalid) = (self.0.conntrack().stats(), self.0.invalid_counters());
+        let s = render::Snapshot {
+            ct: self.0.conntrack(),
+            table: &table,
+            pipeline: self.0.stats(),
+            invalid: &invalid,
+            rules: &[],
+            workers: &[],
+            now,
+        };
         render::metrics(&s, mgmt, out);
     }
     fn reload(&mut self) -> Result<String, String> {

@@ -132,12 +132,20 @@ enum Conn {
     Closing,
 }
 
-/// The management plane: a smoltcp interface and its HTTP service.
-pub struct Mgmt {
+/// Which frames are the management plane's ([`Mgmt::classify`]), as a
+/// value other worker threads can hold: they pass those frames to the thread
+/// that runs the [`Mgmt`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classifier {
     port: PortId,
     mac: [u8; 6],
     v4: Vec<Ipv4Addr>,
     v6: Vec<Ipv6Addr>,
+}
+
+/// The management plane: a smoltcp interface and its HTTP service.
+pub struct Mgmt {
+    classifier: Classifier,
     allow: Vec<Prefix>,
     token: Option<Vec<u8>>,
     http_port: u16,
@@ -152,9 +160,9 @@ pub struct Mgmt {
 impl std::fmt::Debug for Mgmt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mgmt")
-            .field("port", &self.port)
-            .field("v4", &self.v4)
-            .field("v6", &self.v6)
+            .field("port", &self.classifier.port)
+            .field("v4", &self.classifier.v4)
+            .field("v6", &self.classifier.v6)
             .field("http_port", &self.http_port)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -200,6 +208,45 @@ fn v4_at(frame: &[u8], at: usize) -> Option<Ipv4Addr> {
 fn v6_at(frame: &[u8], at: usize) -> Option<Ipv6Addr> {
     let b: [u8; 16] = frame.get(at..at + 16)?.try_into().ok()?;
     Some(Ipv6Addr::from(b))
+}
+
+impl Classifier {
+    /// The port the addresses live on.
+    pub fn port(&self) -> PortId {
+        self.port
+    }
+
+    /// Decide about a frame that arrived on [`Classifier::port`]. A transit
+    /// unicast frame costs one MAC compare.
+    pub fn classify(&self, frame: &[u8]) -> Disposition {
+        let Some(dst) = frame.get(0..6) else { return Disposition::Ignore };
+        if dst == self.mac {
+            return Disposition::Take;
+        }
+        if dst[0] & 1 == 0 {
+            return Disposition::Ignore;
+        }
+        match frame.get(12..14) {
+            Some(et) if et == ETHERTYPE_ARP && !self.v4.is_empty() => {
+                // Ethernet/IPv4 ARP: target protocol address at 24..28 of the ARP body.
+                match v4_at(frame, 14 + 24) {
+                    Some(tpa) if self.v4.contains(&tpa) => Disposition::Take,
+                    Some(_) => Disposition::Copy,
+                    None => Disposition::Ignore,
+                }
+            }
+            Some(et) if et == ETHERTYPE_IPV6 && !self.v6.is_empty() => {
+                // A Neighbor Solicitation for one of our addresses, without
+                // extension headers (RFC 4861 § 4.3: target at 8..24).
+                let ns = frame.get(14 + 6) == Some(&ICMPV6) && frame.get(14 + 40) == Some(&NEIGHBOR_SOLICIT);
+                match v6_at(frame, 14 + 40 + 8) {
+                    Some(target) if ns && self.v6.contains(&target) => Disposition::Take,
+                    _ => Disposition::Ignore,
+                }
+            }
+            _ => Disposition::Ignore,
+        }
+    }
 }
 
 impl Mgmt {
@@ -252,14 +299,12 @@ impl Mgmt {
                 (sockets.add(s), Conn::Idle)
             })
             .collect();
+        let port = match cfg.port {
+            MgmtPort::Inside => PortId::Inside,
+            MgmtPort::Outside => PortId::Outside,
+        };
         Mgmt {
-            port: match cfg.port {
-                MgmtPort::Inside => PortId::Inside,
-                MgmtPort::Outside => PortId::Outside,
-            },
-            mac: cfg.mac.0,
-            v4,
-            v6,
+            classifier: Classifier { port, mac: cfg.mac.0, v4, v6 },
             allow: cfg.allow.clone(),
             token: cfg.token.as_ref().map(|t| t.0.as_bytes().to_vec()),
             http_port,
@@ -274,43 +319,21 @@ impl Mgmt {
 
     /// The port the addresses live on.
     pub fn port(&self) -> PortId {
-        self.port
+        self.classifier.port
+    }
+
+    /// The frame classifier, for other threads.
+    pub fn classifier(&self) -> Classifier {
+        self.classifier.clone()
     }
 
     pub fn stats(&self) -> &MgmtStats {
         &self.stats
     }
 
-    /// Decide about a frame that arrived on [`Mgmt::port`]. A transit
-    /// unicast frame costs one MAC compare.
+    /// Decide about a frame that arrived on [`Mgmt::port`] ([`Classifier::classify`]).
     pub fn classify(&self, frame: &[u8]) -> Disposition {
-        let Some(dst) = frame.get(0..6) else { return Disposition::Ignore };
-        if dst == self.mac {
-            return Disposition::Take;
-        }
-        if dst[0] & 1 == 0 {
-            return Disposition::Ignore;
-        }
-        match frame.get(12..14) {
-            Some(et) if et == ETHERTYPE_ARP && !self.v4.is_empty() => {
-                // Ethernet/IPv4 ARP: target protocol address at 24..28 of the ARP body.
-                match v4_at(frame, 14 + 24) {
-                    Some(tpa) if self.v4.contains(&tpa) => Disposition::Take,
-                    Some(_) => Disposition::Copy,
-                    None => Disposition::Ignore,
-                }
-            }
-            Some(et) if et == ETHERTYPE_IPV6 && !self.v6.is_empty() => {
-                // A Neighbor Solicitation for one of our addresses, without
-                // extension headers (RFC 4861 § 4.3: target at 8..24).
-                let ns = frame.get(14 + 6) == Some(&ICMPV6) && frame.get(14 + 40) == Some(&NEIGHBOR_SOLICIT);
-                match v6_at(frame, 14 + 40 + 8) {
-                    Some(target) if ns && self.v6.contains(&target) => Disposition::Take,
-                    _ => Disposition::Ignore,
-                }
-            }
-            _ => Disposition::Ignore,
-        }
+        self.classifier.classify(frame)
     }
 
     fn allowed(&self, a: IpAddr) -> bool {

@@ -6,7 +6,7 @@ use super::MgmtStats;
 use crate::pipeline::PipelineStats;
 use ct_core::invalid::InvalidCounters;
 use ct_core::listing::{conntrack_line, expect_line, proc_line, seconds_left, ListOptions};
-use ct_core::table::{Conntrack, Entry};
+use ct_core::table::{Conntrack, Entry, Stats};
 use ct_core::{Instant, InvalidReason};
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -26,15 +26,39 @@ pub struct RuleCounter<'a> {
     pub action: &'a str,
 }
 
-/// What the statistics are made of.
+/// One worker thread's own counters.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    pub worker: usize,
+    /// The AF_XDP queue it serves.
+    pub queue: u32,
+    /// The CPU it is pinned to.
+    pub cpu: Option<usize>,
+    /// Frames through its pipeline.
+    pub frames: u64,
+    /// Frames its sockets received, per port (inside, outside).
+    pub rx: [u64; 2],
+    /// Frames for the management plane it passed to worker 0, and those it
+    /// dropped because worker 0's queue was full.
+    pub mgmt_handoff: u64,
+    pub mgmt_handoff_dropped: u64,
+}
+
+/// What the statistics are made of. With several workers, the counters
+/// are their sums.
 #[derive(Copy, Clone, Debug)]
 pub struct Snapshot<'a> {
+    /// A handle on the table (entries, expectations, settings).
     pub ct: &'a Conntrack,
+    /// The tracker's statistics.
+    pub table: &'a Stats,
     pub pipeline: &'a PipelineStats,
     /// The tracker's and the wire walk's INVALID counters added up
     /// (`Pipeline::invalid_counters`).
     pub invalid: &'a InvalidCounters,
     pub rules: &'a [RuleCounter<'a>],
+    /// Per worker thread (empty: not shown).
+    pub workers: &'a [WorkerCounters],
     pub now: Instant,
 }
 
@@ -115,7 +139,7 @@ pub fn conntrack_json(ct: &Conntrack, now: Instant, out: &mut String) {
 /// frame counters, per-rule counters and the management plane's own.
 pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
     let ct = s.ct;
-    let t = ct.stats();
+    let t = s.table;
     let p = s.pipeline;
     let reasons: serde_json::Map<String, Value> =
         s.invalid.iter().map(|(r, c)| (r.name().to_string(), json!(c))).collect();
@@ -123,6 +147,17 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
         .rules
         .iter()
         .map(|r| json!({"chain": r.chain, "rule": r.rule, "action": r.action, "packets": r.packets, "bytes": r.bytes}))
+        .collect();
+    let workers: Vec<Value> = s
+        .workers
+        .iter()
+        .map(|w| {
+            json!({
+                "worker": w.worker, "queue": w.queue, "cpu": w.cpu, "frames": w.frames,
+                "rx": {"inside": w.rx[0], "outside": w.rx[1]},
+                "mgmt_handoff": w.mgmt_handoff, "mgmt_handoff_dropped": w.mgmt_handoff_dropped,
+            })
+        })
         .collect();
     let v = json!({
         "table": {
@@ -145,6 +180,7 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
             "helper_expect_failed": p.helper_expect_failed,
         },
         "rules": rules,
+        "workers": workers,
         "mgmt": mgmt_json(mgmt),
     });
     out.push_str(&v.to_string());
@@ -178,7 +214,7 @@ fn label(v: &str) -> String {
 /// `/metrics`: everything of [`stats_json`] as `ctwall_*` metrics.
 pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
     let ct = s.ct;
-    let t = ct.stats();
+    let t = s.table;
     let p = s.pipeline;
     single(
         out,
@@ -243,6 +279,31 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
         for r in s.rules {
             let v = if bytes { r.bytes } else { r.packets };
             let _ = writeln!(out, "{name}{{chain=\"{}\",rule=\"{}\"}} {v}", label(r.chain), label(r.rule));
+        }
+    }
+    if !s.workers.is_empty() {
+        family(out, "ctwall_worker_frames_total", "counter", "Frames through each worker's pipeline.");
+        for w in s.workers {
+            let _ = writeln!(
+                out,
+                "ctwall_worker_frames_total{{worker=\"{}\",queue=\"{}\"}} {}",
+                w.worker, w.queue, w.frames
+            );
+        }
+        family(
+            out,
+            "ctwall_worker_rx_frames_total",
+            "counter",
+            "Frames each worker's AF_XDP sockets received, by port.",
+        );
+        for w in s.workers {
+            for (port, v) in [("inside", w.rx[0]), ("outside", w.rx[1])] {
+                let _ = writeln!(
+                    out,
+                    "ctwall_worker_rx_frames_total{{worker=\"{}\",queue=\"{}\",port=\"{port}\"}} {v}",
+                    w.worker, w.queue
+                );
+            }
         }
     }
     let m = mgmt;

@@ -36,7 +36,12 @@ impl App {
         App { ct, pipeline: PipelineStats::default(), reloads: 0 }
     }
 
-    fn snapshot<'a>(&'a self, invalid: &'a ct_core::invalid::InvalidCounters, now: Instant) -> render::Snapshot<'a> {
+    fn snapshot<'a>(
+        &'a self,
+        table: &'a ct_core::table::Stats,
+        invalid: &'a ct_core::invalid::InvalidCounters,
+        now: Instant,
+    ) -> render::Snapshot<'a> {
         const RULES: &[render::RuleCounter<'static>] = &[render::RuleCounter {
             chain: "inside_to_outside",
             rule: "say \"hi\"\\",
@@ -44,7 +49,16 @@ impl App {
             bytes: 700,
             action: "drop",
         }];
-        render::Snapshot { ct: &self.ct, pipeline: &self.pipeline, invalid, rules: RULES, now }
+        const WORKERS: &[render::WorkerCounters] = &[render::WorkerCounters {
+            worker: 1,
+            queue: 1,
+            cpu: Some(1),
+            frames: 5,
+            rx: [2, 3],
+            mgmt_handoff: 1,
+            mgmt_handoff_dropped: 0,
+        }];
+        render::Snapshot { ct: &self.ct, table, pipeline: &self.pipeline, invalid, rules: RULES, workers: WORKERS, now }
     }
 
     /// A UDP datagram through the table, confirmed.
@@ -80,12 +94,12 @@ impl MgmtApp for App {
         render::expect_proc(&self.ct, now, out);
     }
     fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        let invalid = self.ct.invalid_counters().clone();
-        render::stats_json(&self.snapshot(&invalid, now), mgmt, out);
+        let (table, invalid) = (self.ct.stats(), self.ct.invalid_counters());
+        render::stats_json(&self.snapshot(&table, &invalid, now), mgmt, out);
     }
     fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        let invalid = self.ct.invalid_counters().clone();
-        render::metrics(&self.snapshot(&invalid, now), mgmt, out);
+        let (table, invalid) = (self.ct.stats(), self.ct.invalid_counters());
+        render::metrics(&self.snapshot(&table, &invalid, now), mgmt, out);
     }
     fn reload(&mut self) -> Result<String, String> {
         self.reloads += 1;
@@ -307,6 +321,12 @@ fn classify_takes_ours_copies_foreign_arp_ignores_transit() {
     let mut arp = arp_request(me, ours);
     arp.truncate(40);
     assert_eq!(m.classify(&arp), Disposition::Ignore, "ARP cut before the target");
+    // Another thread's copy of the classifier decides the same.
+    let c = std::thread::spawn({
+        let c = m.classifier();
+        move || (c.port(), c.classify(&arp_request(me, ours)), c.classify(&ping(me, other, [2, 0, 0, 0, 0, 9])))
+    });
+    assert_eq!(c.join().unwrap(), (PortId::Inside, Disposition::Take, Disposition::Ignore));
 }
 
 #[test]
@@ -477,6 +497,8 @@ fn metrics_parse_as_prometheus_text() {
         "{text}"
     );
     assert!(text.contains("\nctwall_mgmt_http_requests_total 1\n"), "{text}");
+    assert!(text.contains("\nctwall_worker_frames_total{worker=\"1\",queue=\"1\"} 5\n"), "{text}");
+    assert!(text.contains("\nctwall_worker_rx_frames_total{worker=\"1\",queue=\"1\",port=\"outside\"} 3\n"), "{text}");
     // The checker itself refuses what it should.
     for bad in [
         "ctwall_x 1\n",
@@ -494,6 +516,9 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!((v["rules"][0]["bytes"].as_u64(), v["rules"][0]["action"].as_str()), (Some(700), Some("drop")));
     assert_eq!(v["invalid_reasons"]["tcp_bad_flags"], 0);
     assert_eq!(v["mgmt"]["http_requests"], 2);
+    let w = &v["workers"][0];
+    assert_eq!((w["worker"].as_u64(), w["queue"].as_u64(), w["cpu"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert_eq!((w["rx"]["inside"].as_u64(), w["rx"]["outside"].as_u64()), (Some(2), Some(3)));
 }
 
 #[test]

@@ -1,0 +1,276 @@
+//! One worker thread of `ctwall run`: the AF_XDP sockets of one queue, a
+//! bridge whose pipeline shares the connection table with the other
+//! workers, and — in worker 0 — the management plane.
+//!
+//! Per batch a worker checks whether a reload installed new rules (one
+//! atomic load), receives and forwards, and runs the bounded expiry sweep;
+//! every [`PUBLISH_EVERY`] it publishes its counters for the main thread.
+
+use super::{lock, Shared, Totals, WorkerStats};
+use crate::bridge::Bridge;
+use crate::mgmt::{render, Classifier, Disposition, Mgmt, MgmtApp, MgmtStats};
+use crate::pipeline::Pipeline;
+use crate::reject;
+use ct_core::Instant;
+use rings::xdp::XdpIo;
+use rings::PacketIo;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::info;
+
+/// How long the idle loop sleeps in `poll(2)` when no frame is pending.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// Publish the counters this often.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// A worker's part in the management plane.
+pub(super) enum MgmtRole {
+    /// No management plane configured.
+    None,
+    /// Worker 0: runs the stack, answers out of its own queue, and takes
+    /// the frames the other workers hand over (`handed`, with several workers).
+    Owner { mgmt: Box<Mgmt>, handed: Option<Receiver<Vec<u8>>> },
+    /// The other workers: frames for the management plane go to worker 0
+    /// through a bounded queue; when it is full they are dropped and counted.
+    Handoff { classifier: Classifier, to: SyncSender<Vec<u8>> },
+}
+
+pub(super) struct Worker {
+    index: usize,
+    io: XdpIo,
+    bridge: Bridge,
+    cpu: Option<usize>,
+    role: MgmtRole,
+    /// The reload generation whose rules `bridge` runs.
+    generation: u64,
+    handoff: Handoff,
+}
+
+/// Frames handed to worker 0, and dropped because its queue was full.
+#[derive(Copy, Clone, Debug, Default)]
+struct Handoff {
+    sent: u64,
+    dropped: u64,
+}
+
+impl Worker {
+    pub(super) fn new(
+        index: usize,
+        io: XdpIo,
+        pipeline: Pipeline,
+        cpu: Option<usize>,
+        role: MgmtRole,
+        shared: &Shared,
+    ) -> Worker {
+        let st = shared.state();
+        let mut bridge =
+            Bridge::new(pipeline, Box::new(Arc::clone(&st.rules)), st.running.bridge_non_ip, reject::build_reject);
+        // Tracker settings apply per handle.
+        bridge.pipeline.set_ct_config(st.ct.clone());
+        Worker { index, io, bridge, cpu, role, generation: st.generation, handoff: Handoff::default() }
+    }
+
+    /// Bridge until `shared.stop`; publishes the final counters on the way out.
+    pub(super) fn run(mut self, shared: &Shared) -> Result<(), String> {
+        let (i, q) = (self.index, self.io.queue());
+        match self.cpu {
+            Some(c) => {
+                rings::cpu::pin_current_thread(c).map_err(|e| format!("worker {i}: cannot pin to cpu {c}: {e}"))?;
+                info!(worker = i, queue = q, cpu = c, "worker running, pinned");
+            }
+            None => info!(worker = i, queue = q, "worker running, not pinned"),
+        }
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut next_publish = Duration::ZERO;
+        // Relaxed: a flag without data (see `run`).
+        let result = loop {
+            if shared.stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            self.apply_reload(shared);
+            if let Err(e) = self.step(shared, &mut out) {
+                break Err(format!("worker {i} (queue {q}): packet I/O: {e}"));
+            }
+            if shared.start.elapsed() >= next_publish {
+                shared.publish(i, self.stats());
+                next_publish = shared.start.elapsed() + PUBLISH_EVERY;
+            }
+        };
+        shared.publish(i, self.stats());
+        result
+    }
+
+    /// Take the rules and tracker settings of a reload, if there was one.
+    fn apply_reload(&mut self, shared: &Shared) {
+        // Acquire: pairs with the Release store in `Shared::reload`.
+        if shared.generation.load(Ordering::Acquire) == self.generation {
+            return;
+        }
+        let st = shared.state();
+        self.bridge.set_policy(Box::new(Arc::clone(&st.rules)), st.running.bridge_non_ip);
+        self.bridge.pipeline.set_ct_config(st.ct.clone());
+        self.generation = st.generation;
+    }
+
+    fn stats(&self) -> WorkerStats {
+        collect(&self.bridge, &self.io, self.cpu, self.handoff)
+    }
+
+    /// One receive batch (and the management plane's turn); sleeps in
+    /// `poll(2)` when nothing arrived.
+    fn step(&mut self, shared: &Shared, out: &mut Vec<Vec<u8>>) -> io::Result<()> {
+        let now = shared.clock();
+        let Worker { index, io, bridge, cpu, role, handoff, .. } = self;
+        let n = match role {
+            MgmtRole::None => bridge.poll(io, now)?,
+            MgmtRole::Owner { mgmt, .. } => bridge.poll_with(io, now, &mut |frame, port| {
+                if port != mgmt.port() {
+                    return false;
+                }
+                match mgmt.classify(frame) {
+                    Disposition::Take => {
+                        mgmt.receive(frame);
+                        true
+                    }
+                    Disposition::Copy => {
+                        mgmt.receive(frame);
+                        false
+                    }
+                    Disposition::Ignore => false,
+                }
+            })?,
+            MgmtRole::Handoff { classifier, to } => bridge.poll_with(io, now, &mut |frame, port| {
+                if port != classifier.port() {
+                    return false;
+                }
+                let take = match classifier.classify(frame) {
+                    Disposition::Take => true,
+                    Disposition::Copy => false,
+                    Disposition::Ignore => return false,
+                };
+                match to.try_send(frame.to_vec()) {
+                    Ok(()) => handoff.sent += 1,
+                    Err(_) => handoff.dropped += 1,
+                }
+                take
+            })?,
+        };
+        if let MgmtRole::Owner { mgmt, handed } = role {
+            if let Some(rx) = handed {
+                while let Ok(f) = rx.try_recv() {
+                    mgmt.receive(&f);
+                }
+            }
+            let mut app = App { shared, index: *index, bridge, io: &*io, cpu: *cpu, handoff: *handoff };
+            mgmt.poll(shared.clock(), &mut app, &mut |f| out.push(f.to_vec()));
+            for f in out.drain(..) {
+                io.send(mgmt.port(), &f)?;
+            }
+            io.flush()?;
+        }
+        if n == 0 {
+            io.wait(IDLE_WAIT)?;
+        }
+        Ok(())
+    }
+}
+
+/// A worker's counters as of now.
+fn collect(bridge: &Bridge, io: &XdpIo, cpu: Option<usize>, handoff: Handoff) -> WorkerStats {
+    let p = &bridge.pipeline;
+    WorkerStats {
+        queue: io.queue(),
+        cpu,
+        pipeline: p.stats().clone(),
+        bridge: bridge.stats().clone(),
+        table: p.conntrack().stats(),
+        invalid: p.invalid_counters(),
+        xdp: io.stats(),
+        mgmt_handoff: handoff.sent,
+        mgmt_handoff_dropped: handoff.dropped,
+    }
+}
+
+/// What the management plane (in worker 0) reads and asks for.
+struct App<'a> {
+    shared: &'a Shared,
+    index: usize,
+    bridge: &'a mut Bridge,
+    io: &'a XdpIo,
+    cpu: Option<usize>,
+    handoff: Handoff,
+}
+
+impl App<'_> {
+    /// The statistics summed over the workers (this one's as of now).
+    fn snapshot<T>(&self, now: Instant, f: impl FnOnce(&render::Snapshot<'_>) -> T) -> T {
+        self.shared.publish(self.index, collect(self.bridge, self.io, self.cpu, self.handoff));
+        let workers = self.shared.workers();
+        let mut t = Totals::default();
+        for w in &workers {
+            t.add(w);
+        }
+        let rows: Vec<render::WorkerCounters> = workers.iter().enumerate().map(|(i, w)| w.row(i)).collect();
+        let rules = Arc::clone(&lock(&self.shared.state).rules);
+        let counters = rules.counters();
+        let rules: Vec<render::RuleCounter<'_>> = counters
+            .iter()
+            .map(|c| render::RuleCounter {
+                chain: c.chain,
+                rule: &c.rule,
+                packets: c.packets,
+                bytes: c.bytes,
+                action: c.action,
+            })
+            .collect();
+        f(&render::Snapshot {
+            ct: self.bridge.pipeline.conntrack(),
+            table: &t.table,
+            pipeline: &t.pipeline,
+            invalid: &t.invalid,
+            rules: &rules,
+            workers: &rows,
+            now,
+        })
+    }
+}
+
+impl MgmtApp for App<'_> {
+    fn conntrack_proc(&self, now: Instant, out: &mut String) {
+        render::conntrack_proc(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn conntrack_json(&self, now: Instant, out: &mut String) {
+        render::conntrack_json(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn conntrack_list(&self, now: Instant, out: &mut String) {
+        render::conntrack_list(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn expect_proc(&self, now: Instant, out: &mut String) {
+        render::expect_proc(self.bridge.pipeline.conntrack(), now, out);
+    }
+
+    fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
+        self.snapshot(now, |s| render::stats_json(s, mgmt, out));
+    }
+
+    fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
+        self.snapshot(now, |s| render::metrics(s, mgmt, out));
+    }
+
+    fn reload(&mut self) -> Result<String, String> {
+        info!("reload requested over the management plane");
+        self.shared.reload()?;
+        let path = self.shared.opts.config.display();
+        Ok(format!("reloaded {path}; the connection table is untouched\n"))
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<ct_core::table::CtEvent>) {
+        self.bridge.pipeline.drain_events(out);
+    }
+}
