@@ -165,13 +165,13 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
         published: (0..n).map(|_| Mutex::new(WorkerStats::default())).collect(),
     });
     let mut handles = Vec::with_capacity(n);
-    for (index, ((io, pipeline), (role, cpu))) in
-        ios.into_iter().zip(pipelines).zip(roles.into_iter().zip(cpus)).enumerate()
-    {
+    let (started_tx, started) = mpsc::channel::<usize>();
+    let zipped = ios.into_iter().zip(pipelines).zip(roles.into_iter().zip(cpus));
+    for (index, ((io, pipeline), (role, cpu))) in zipped.enumerate() {
         let w = Worker::new(index, io, pipeline, cpu, role, &shared);
-        let sh = Arc::clone(&shared);
+        let (sh, started) = (Arc::clone(&shared), started_tx.clone());
         let spawned = std::thread::Builder::new().name(format!("ctwall-w{index}")).spawn(move || {
-            let r = w.run(&sh);
+            let r = w.run(&sh, &started);
             if let Err(e) = &r {
                 error!(worker = index, "{e}");
                 // Relaxed: a flag without data, as for the signal handlers.
@@ -187,6 +187,13 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
                 return Err(format!("cannot start worker {index}: {e}"));
             }
         }
+    }
+    drop(started_tx);
+    // Ready once every worker is pinned and polling (a worker that fails
+    // to start drops its sender without a word).
+    if started.iter().take(n).count() < n {
+        stop.store(true, Ordering::Relaxed);
+        return join_all(handles).and(Err("a worker failed to start".into()));
     }
     info!(
         config = %opts.config.display(),
@@ -502,7 +509,7 @@ fn log_stats(shared: &Shared, table: &Conntrack) {
         info!(
             worker = i,
             queue = w.queue,
-            cpu = w.cpu.map_or_else(|| "-".to_string(), |c| c.to_string()),
+            cpu = %w.cpu.map_or_else(|| "-".to_string(), |c| c.to_string()),
             frames = w.pipeline.frames,
             rx_inside = w.xdp.rx_port[0],
             rx_outside = w.xdp.rx_port[1],

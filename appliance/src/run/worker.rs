@@ -16,7 +16,7 @@ use rings::xdp::XdpIo;
 use rings::PacketIo;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -73,8 +73,9 @@ impl Worker {
         Worker { index, io, bridge, cpu, role, generation: st.generation, handoff: Handoff::default() }
     }
 
-    /// Bridge until `shared.stop`; publishes the final counters on the way out.
-    pub(super) fn run(mut self, shared: &Shared) -> Result<(), String> {
+    /// Bridge until `shared.stop`; publishes the final counters on the way
+    /// out. Sends its index to `started` once pinned.
+    pub(super) fn run(mut self, shared: &Shared, started: &Sender<usize>) -> Result<(), String> {
         let (i, q) = (self.index, self.io.queue());
         match self.cpu {
             Some(c) => {
@@ -83,6 +84,7 @@ impl Worker {
             }
             None => info!(worker = i, queue = q, "worker running, not pinned"),
         }
+        let _ = started.send(i);
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut next_publish = Duration::ZERO;
         // Relaxed: a flag without data (see `run`).
