@@ -51,6 +51,7 @@ pub enum Firewall {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
     Curl,
+    Iperf3,
     /// pyftpdlib importable by some python3 (Debian: `python3-pyftpdlib`).
     PyFtpdLib,
 }
@@ -101,6 +102,9 @@ fn prerequisites(test: &str, fw: Firewall, needs: &[Need]) -> Option<(Option<Pat
     }
     if needs.contains(&Need::Curl) {
         tools.push("curl");
+    }
+    if needs.contains(&Need::Iperf3) {
+        tools.push("iperf3");
     }
     for tool in tools {
         if !netns::have_tool(tool) {
@@ -363,6 +367,41 @@ impl Drop for Bg {
 // ------------------------------------------------------------------------------------------
 // Topology
 
+/// The queues of the veths: every veth end gets `count` RX and TX queues, and with more than
+/// one, host A sends everything on its TX queue `a` and host B on its TX queue `b` (XPS: every
+/// CPU maps to that queue). A veth hands a frame to the peer's RX queue of the same number, so
+/// A's frames reach the firewall on queue `a` of `fwin` and B's on queue `b` of `fwout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queues {
+    pub count: u32,
+    pub a: u32,
+    pub b: u32,
+}
+
+impl Queues {
+    /// One queue per veth (the default veth).
+    pub const ONE: Queues = Queues { count: 1, a: 0, b: 0 };
+}
+
+/// The online CPUs as a sysfs CPU mask (hex, comma-separated 32-bit groups), for XPS.
+fn all_cpus_mask() -> Result<String, String> {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_err(|e| format!("/sys/devices/system/cpu/online: {e}"))?;
+    let mut words: Vec<u32> = Vec::new();
+    for part in online.trim().split(',').filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let bad = |e| format!("/sys/devices/system/cpu/online: {online:?}: {e}");
+        let (lo, hi): (usize, usize) = (lo.parse().map_err(bad)?, hi.parse().map_err(bad)?);
+        for cpu in lo..=hi {
+            if words.len() <= cpu / 32 {
+                words.resize(cpu / 32 + 1, 0);
+            }
+            words[cpu / 32] |= 1 << (cpu % 32);
+        }
+    }
+    Ok(words.iter().rev().map(|w| format!("{w:08x}")).collect::<Vec<_>>().join(","))
+}
+
 /// Namespaces A, FW and B with their veths, addresses and offloads; deleted on drop.
 pub struct Topology {
     pub a: Netns,
@@ -374,6 +413,10 @@ pub struct Topology {
 
 impl Topology {
     pub fn new(test: &str) -> Result<Topology, String> {
+        Topology::with_queues(test, Queues::ONE)
+    }
+
+    pub fn with_queues(test: &str, queues: Queues) -> Result<Topology, String> {
         let p = netns::unique_prefix();
         let dir = WorkDir::new(&format!("bridge-{test}"))?;
         let peer = dir.path().join("bridge_peer.py");
@@ -382,11 +425,11 @@ impl Topology {
         let fw = Netns::new(&format!("{p}f"))?;
         let b = Netns::new(&format!("{p}b"))?;
         let t = Topology { a, fw, b, dir, peer };
-        t.build()?;
+        t.build(queues)?;
         Ok(t)
     }
 
-    fn build(&self) -> Result<(), String> {
+    fn build(&self, queues: Queues) -> Result<(), String> {
         let (a, b) = (self.a.name(), self.b.name());
         let (inside, outside) = (configs::INSIDE, configs::OUTSIDE);
         // No IPv6 on the bridge ports (and on a bridge created later).
@@ -394,9 +437,11 @@ impl Topology {
             ("net.ipv6.conf.default.disable_ipv6".into(), "1".into()),
             ("net.ipv6.conf.all.disable_ipv6".into(), "1".into()),
         ])?;
+        let q =
+            if queues.count > 1 { format!(" numrxqueues {0} numtxqueues {0}", queues.count) } else { String::new() };
         self.fw.ip_batch(&[
-            format!("link add {inside} type veth peer name a0 netns {a}"),
-            format!("link add {outside} type veth peer name b0 netns {b}"),
+            format!("link add {inside}{q} type veth peer name a0 netns {a}{q}"),
+            format!("link add {outside}{q} type veth peer name b0 netns {b}{q}"),
             format!("link set {inside} up"),
             format!("link set {outside} up"),
         ])?;
@@ -414,6 +459,20 @@ impl Topology {
             ])?;
             // Full checksums on the wire (see AFXDP_NOTES: veth otherwise hands partial ones).
             ns.exec("ethtool", &["-K", ifc, "tx", "off"])?;
+        }
+        if queues.count > 1 {
+            self.steer(&self.a, "a0", queues.a, queues.count)?;
+            self.steer(&self.b, "b0", queues.b, queues.count)?;
+        }
+        Ok(())
+    }
+
+    /// XPS: every CPU of `ns` sends on TX queue `queue` of `ifc` (of `count`).
+    fn steer(&self, ns: &Netns, ifc: &str, queue: u32, count: u32) -> Result<(), String> {
+        let all = all_cpus_mask()?;
+        for q in 0..count {
+            let mask = if q == queue { all.as_str() } else { "0" };
+            ns.exec("sh", &["-c", &format!("echo {mask} > /sys/class/net/{ifc}/queues/tx-{q}/xps_cpus")])?;
         }
         Ok(())
     }
@@ -626,9 +685,14 @@ impl Setup {
     /// Checks the prerequisites (skip or fail as documented), builds the topology and starts
     /// the firewall with `cfg`. `None` when skipped.
     pub fn new(test: &str, mode: Firewall, cfg: &FwConfig, needs: &[Need]) -> Option<Setup> {
+        Setup::with_queues(test, mode, cfg, needs, Queues::ONE)
+    }
+
+    /// [`Setup::new`] on veths with several queues, the hosts steered to one each ([`Queues`]).
+    pub fn with_queues(test: &str, mode: Firewall, cfg: &FwConfig, needs: &[Need], queues: Queues) -> Option<Setup> {
         let (bin, ftp_python) = prerequisites(test, mode, needs)?;
         let lock = serial();
-        let topo = Topology::new(test).unwrap_or_else(|e| panic!("{test}: topology: {e}"));
+        let topo = Topology::with_queues(test, queues).unwrap_or_else(|e| panic!("{test}: topology: {e}"));
         let ctwall = match mode {
             Firewall::Ctwall => {
                 let bin = bin.expect("checked");

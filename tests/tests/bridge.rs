@@ -2,14 +2,16 @@
 //! `tests/src/bridge.rs`). Each traffic check runs twice: through ctwall (`<check>::ctwall`) and
 //! through the kernel reference, a Linux bridge with br_netfilter and the same rules in
 //! nftables (`<check>::kernel_reference`), which proves the harness and the expectations.
+//! The checks of `ctwall run` itself (reload, shutdown, VLAN, several workers) run through
+//! ctwall only.
 //!
-//! Needs root, `ip`, `ethtool`, `ping`, `python3`, `curl`, `nft`, pyftpdlib
+//! Needs root, `ip`, `ethtool`, `ping`, `python3`, `curl`, `nft`, `iperf3`, pyftpdlib
 //! (`python3-pyftpdlib`) and the ctwall binary (`cargo build --bins` with the same target dir).
 //! Without them each test prints `SKIPPED (needs ...)` and passes, unless
 //! `CTWALL_REQUIRE_ROOT=1`.
 
 use std::time::Duration;
-use tests::bridge::{configs, Firewall, Need, Setup, A_IP, A_IP6, A_MAC, B_IP, B_IP6, B_MAC};
+use tests::bridge::{configs, Firewall, Need, Queues, Setup, A_IP, A_IP6, A_MAC, B_IP, B_IP6, B_MAC};
 
 /// Generates `$name::ctwall` and `$name::kernel_reference` running `$body` with `$cfg`.
 macro_rules! both {
@@ -515,6 +517,214 @@ fn vlan_body(st: &mut Setup) {
     assert_eq!(r["by_vlan"], serde_json::json!({}), "{n}: unsolicited tagged frames B->A crossed: {r}");
 }
 ctwall_only!(vlan_tagged_traffic_tracked_and_tagged, vlan_body, configs::example());
+
+// ------------------------------------------------------------------------------------------
+// 13. Two workers, one per queue. Host A sends on queue 1 and host B on queue 0 (XPS), so
+// every connection has its two directions on different workers: A's frames reach worker 1 on
+// `fwin` queue 1, B's reach worker 0 on `fwout` queue 0. The answers from outside pass only as
+// ESTABLISHED, which worker 0 can tell only from the entry worker 1 created in the shared
+// table. The management address lives in worker 0; A's requests to it arrive at worker 1,
+// which hands them over.
+
+const MGMT_IP: &str = "10.0.0.250";
+
+fn two_workers_config() -> configs::FwConfig {
+    let mut cfg = configs::example();
+    let head = format!(
+        "(\n  workers: 2,\n  mgmt: (port: \"inside\", addresses: [\"{MGMT_IP}/24\"], allow: [\"{A_IP}/32\"]),\n"
+    );
+    cfg.ron = cfg.ron.replacen("(\n", &head, 1);
+    cfg
+}
+
+/// The numeric fields of ctwall's last `worker counters` log line for `worker`.
+fn worker_counters(log: &str, worker: u64) -> Option<std::collections::HashMap<String, u64>> {
+    log.lines().rev().filter(|l| l.contains("worker counters")).find_map(|l| {
+        let fields: std::collections::HashMap<String, u64> = l
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_string(), v.trim_matches('"').parse().ok()?)))
+            .collect();
+        (fields.get("worker") == Some(&worker)).then_some(fields)
+    })
+}
+
+/// curl from A to the management address: the body.
+fn mgmt_get(st: &Setup, path: &str) -> String {
+    let url = format!("http://{MGMT_IP}{path}");
+    let out = tests::bridge::run_timeout(
+        st.topo.a.command("curl").args(["-sS", "--fail", "--max-time", "10", &url]),
+        Duration::from_secs(20),
+    );
+    String::from_utf8_lossy(&ok(&st.test, out).stdout).into_owned()
+}
+
+#[test]
+fn two_workers_share_the_table_across_queues() {
+    let n = "two_workers_share_the_table_across_queues";
+    let queues = Queues { count: 2, a: 1, b: 0 };
+    let needs = [Need::Curl, Need::Iperf3];
+    let Some(mut st) = Setup::with_queues(n, Firewall::Ctwall, &two_workers_config(), &needs, queues) else {
+        return;
+    };
+    {
+        let log = st.ctwall().log();
+        for (w, cpu) in [(0, 0), (1, 1)] {
+            let want = format!("worker={w} queue={w} cpu={cpu}");
+            assert!(log.contains(&want), "{n}: no log line with {want:?} (pinned worker {w}):\n{log}");
+        }
+    }
+    let t = &st.topo;
+    // ICMP: B's echo replies are ESTABLISHED; B's own echo requests are NEW from outside.
+    ok(n, t.ping_ok(&t.a, B_IP));
+    ok(n, t.ping_blocked(&t.b, A_IP));
+    // UDP request/response.
+    let mut echo = ok(n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7000"]));
+    let r = ok(
+        n,
+        t.peer_run(
+            &t.a,
+            &["udp-client", "--dst", B_IP, "--port", "7000", "--count", "20", "--timeout", "2"],
+            Duration::from_secs(60),
+        ),
+    );
+    assert_eq!(r["ok"], 20, "{n}: UDP echoes: {r}");
+    echo.kill();
+    // Four concurrent TCP connections (and iperf3's control connection) for two seconds.
+    let mut server = ok(
+        n,
+        tests::bridge::Bg::spawn("iperf3 -s", t.b.command("iperf3").args(["-s", "-1", "--forceflush", "-B", B_IP])),
+    );
+    ok(n, server.wait_line(0, Duration::from_secs(10), |l| l.contains("listening")).map(|_| ()));
+    let out = ok(
+        n,
+        tests::bridge::run_timeout(
+            t.a.command("iperf3").args(["-c", B_IP, "-P", "4", "-t", "2", "-J"]),
+            Duration::from_secs(30),
+        ),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{n}: iperf3 JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let received = report["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    let streams = report["end"]["streams"].as_array().map_or(0, Vec::len);
+    assert!(report["error"].is_null() && streams == 4 && received > 1 << 20, "{n}: iperf3 -P 4: {report}");
+    let _ = server.wait_exit(Duration::from_secs(5));
+    // Unsolicited TCP from B is still dropped.
+    let mut listener = ok(n, t.peer_spawn(&t.a, &["tcp-listen", "--bind", A_IP, "--port", "8081"]));
+    let r = ok(
+        n,
+        t.peer_run(&t.b, &["tcp-connect", "--dst", A_IP, "--port", "8081", "--timeout", "3"], Duration::from_secs(10)),
+    );
+    assert_eq!(s(&r, "result"), "timeout", "{n}: B's connect to A's listening port: {r}");
+    listener.kill();
+
+    // A reload reaches both workers: worker 1 (A's frames) now drops ICMP from inside, worker 0
+    // (B's frames) drops UDP from B's port 7000, the echoes.
+    let mut reloaded = two_workers_config();
+    reloaded.ron = reloaded
+        .ron
+        .replacen(
+            "(name: \"in-invalid\"",
+            "(name: \"in-no-icmp\", match: (proto: \"icmp\"), action: \"drop\"),\n      (name: \"in-invalid\"",
+            1,
+        )
+        .replacen(
+            "(name: \"out-invalid\"",
+            "(name: \"out-no-7000\", match: (proto: \"udp\", sport: [7000]), action: \"drop\"),\n      (name: \"out-invalid\"",
+            1,
+        );
+    let pos = ok(n, st.reload(&reloaded));
+    let reload_line = st.ctwall().proc.wait_line(pos, Duration::from_secs(10), |l| l.contains("reloaded the rules"));
+    ok(n, reload_line.map(|_| ()));
+    std::thread::sleep(Duration::from_millis(200));
+    let t = &st.topo;
+    ok(n, t.ping_blocked(&t.a, B_IP).map_err(|e| format!("worker 1 runs the old rules: {e}")));
+    let _echo = ok(n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7000"]));
+    let r = ok(
+        n,
+        t.peer_run(
+            &t.a,
+            &["udp-client", "--dst", B_IP, "--port", "7000", "--count", "3", "--timeout", "1"],
+            Duration::from_secs(30),
+        ),
+    );
+    assert_eq!(r["ok"], 0, "{n}: worker 0 runs the old rules, the UDP echoes crossed: {r}");
+
+    // The management plane answers A through worker 1's hand-over. Its table shows the iperf3
+    // connections ASSURED; its statistics show which worker received what.
+    let table = mgmt_get(&st, "/conntrack");
+    let iperf: Vec<&str> = table.lines().filter(|l| l.contains("dport=5201")).collect();
+    assert!(iperf.len() >= 5 && iperf.iter().all(|l| l.contains("[ASSURED]")), "{n}: the iperf3 connections:\n{table}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&mgmt_get(&st, "/stats")).unwrap_or_else(|e| panic!("{n}: /stats: {e}"));
+    let w = &stats["workers"];
+    assert_eq!(w.as_array().map(Vec::len), Some(2), "{n}: /stats workers: {stats}");
+    let rx = |i: usize, port: &str| w[i]["rx"][port].as_u64().unwrap_or(0);
+    assert!(rx(1, "inside") > 1000 && rx(0, "outside") > 100, "{n}: frames per worker and port: {w}");
+    assert!(w[1]["mgmt_handoff"].as_u64().unwrap_or(0) > 0, "{n}: worker 1 handed nothing to worker 0: {w}");
+
+    // SIGTERM: both workers stop, exit 0, the programs are detached; the last counters say the
+    // same as /stats.
+    let ct = st.ctwall();
+    ok(n, ct.proc.signal("TERM"));
+    let status = ct.proc.wait_exit(Duration::from_secs(5));
+    let log = ct.log();
+    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
+    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    let (w0, w1) = (worker_counters(&log, 0), worker_counters(&log, 1));
+    let (w0, w1) = w0.zip(w1).unwrap_or_else(|| panic!("{n}: no worker counters in the log:\n{log}"));
+    eprintln!("{n}: worker 0 {w0:?}\n{n}: worker 1 {w1:?}");
+    assert!(w1["rx_inside"] > 1000 && w0["rx_outside"] > 100, "{n}: worker 0 {w0:?}, worker 1 {w1:?}");
+    assert_eq!((w0["queue"], w1["queue"]), (0, 1), "{n}");
+    for ifc in [configs::INSIDE, configs::OUTSIDE] {
+        if let Some(text) = ok(n, st.topo.xdp_attached(ifc)) {
+            panic!("{n}: an XDP program is still attached to {ifc} after shutdown:\n{text}");
+        }
+    }
+}
+
+/// More workers than the ports have queues, or a CPU the process may not use: `ctwall run`
+/// refuses to start (and `ctwall check` to pass) with the file's line and column, the interface
+/// and its queue count.
+#[test]
+fn workers_beyond_the_queues_refused_at_start() {
+    let n = "workers_beyond_the_queues_refused_at_start";
+    let Some(st) = Setup::new(n, Firewall::PlainBridge, &configs::example(), &[]) else {
+        return;
+    };
+    let bin = ok(n, tests::ctwall::find_ctwall());
+    let bin = bin.to_string_lossy();
+    for (name, head, want) in [
+        ("workers.ron", "(\n  workers: 2,\n", "workers.ron:2:3: expected at most as many workers as the interfaces have queues: 2 workers bind queues 0 to 1, but fwin has 1 RX and 1 TX queues"),
+        ("cpus.ron", "(\n  cpus: [1023],\n", "cpus.ron:2:3: expected CPUs this process may run on"),
+    ] {
+        let path = st.topo.dir.path().join(name);
+        std::fs::write(&path, configs::example().ron.replacen("(\n", head, 1)).unwrap();
+        let run = ok(
+            n,
+            tests::bridge::output_timeout(
+                st.topo.fw.command(&bin).arg("run").arg("--config").arg(&path).env("NO_COLOR", "1"),
+                Duration::from_secs(20),
+            ),
+        );
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && err.contains(want), "{n}: ctwall run {name}: {}: {err}", run.status);
+        if name == "workers.ron" {
+            let check = ok(
+                n,
+                tests::bridge::output_timeout(
+                    st.topo.fw.command(&bin).arg("check").arg(&path),
+                    Duration::from_secs(20),
+                ),
+            );
+            let err = String::from_utf8_lossy(&check.stderr);
+            assert!(!check.status.success() && err.contains(want), "{n}: ctwall check: {err}");
+        }
+        for ifc in [configs::INSIDE, configs::OUTSIDE] {
+            assert!(ok(n, st.topo.xdp_attached(ifc)).is_none(), "{n}: {name}: an XDP program was attached to {ifc}");
+        }
+    }
+}
 
 // ------------------------------------------------------------------------------------------
 // No root needed: the configurations themselves.
