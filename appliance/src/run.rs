@@ -25,7 +25,7 @@ use ct_core::invalid::InvalidCounters;
 use ct_core::table::{Conntrack, Stats};
 use ct_core::{CtConfig, Instant};
 use helpers::HelperRegistry;
-use rings::xdp::{XdpIo, XdpStats};
+use rings::xdp::{KernelStats, XdpIo, XdpStats};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -411,59 +411,111 @@ struct Totals {
 }
 
 impl Totals {
+    /// Add one worker's counters. Every struct is taken apart field by
+    /// field, without `..`: a counter added to one of them is a compile
+    /// error here until it is summed too.
     fn add(&mut self, w: &WorkerStats) {
-        let (p, q) = (&mut self.pipeline, &w.pipeline);
-        p.frames += q.frames;
-        p.non_ip += q.non_ip;
-        p.accepted += q.accepted;
-        p.dropped += q.dropped;
-        p.table_full += q.table_full;
-        p.helper_partial_match += q.helper_partial_match;
-        p.helper_expect_failed += q.helper_expect_failed;
-        p.wire_invalid.merge(&q.wire_invalid);
-        let (b, c) = (&mut self.bridge, &w.bridge);
-        b.forwarded += c.forwarded;
-        b.dropped += c.dropped;
-        b.rejected += c.rejected;
-        b.reject_sent += c.reject_sent;
-        b.non_ip_dropped += c.non_ip_dropped;
-        b.taken += c.taken;
-        let (t, u) = (&mut self.table, &w.table);
-        t.found += u.found;
-        t.invalid += u.invalid;
-        t.ignore += u.ignore;
-        t.insert += u.insert;
-        t.insert_failed += u.insert_failed;
-        t.drop += u.drop;
-        t.early_drop += u.early_drop;
-        t.icmp_error += u.icmp_error;
-        t.expect_new += u.expect_new;
-        t.expect_create += u.expect_create;
-        t.expect_delete += u.expect_delete;
-        t.delete += u.delete;
-        t.untracked += u.untracked;
+        let PipelineStats {
+            frames,
+            non_ip,
+            accepted,
+            dropped,
+            table_full,
+            helper_partial_match,
+            helper_expect_failed,
+            wire_invalid,
+        } = &w.pipeline;
+        let p = &mut self.pipeline;
+        p.frames += frames;
+        p.non_ip += non_ip;
+        p.accepted += accepted;
+        p.dropped += dropped;
+        p.table_full += table_full;
+        p.helper_partial_match += helper_partial_match;
+        p.helper_expect_failed += helper_expect_failed;
+        p.wire_invalid.merge(wire_invalid);
+        let BridgeStats { forwarded, dropped, rejected, reject_sent, non_ip_dropped, taken } = &w.bridge;
+        let b = &mut self.bridge;
+        b.forwarded += forwarded;
+        b.dropped += dropped;
+        b.rejected += rejected;
+        b.reject_sent += reject_sent;
+        b.non_ip_dropped += non_ip_dropped;
+        b.taken += taken;
+        let Stats {
+            found,
+            invalid,
+            ignore,
+            insert,
+            insert_failed,
+            drop,
+            early_drop,
+            icmp_error,
+            expect_new,
+            expect_create,
+            expect_delete,
+            delete,
+            untracked,
+        } = &w.table;
+        let t = &mut self.table;
+        t.found += found;
+        t.invalid += invalid;
+        t.ignore += ignore;
+        t.insert += insert;
+        t.insert_failed += insert_failed;
+        t.drop += drop;
+        t.early_drop += early_drop;
+        t.icmp_error += icmp_error;
+        t.expect_new += expect_new;
+        t.expect_create += expect_create;
+        t.expect_delete += expect_delete;
+        t.delete += delete;
+        t.untracked += untracked;
         self.invalid.merge(&w.invalid);
-        let (x, y) = (&mut self.xdp, &w.xdp);
-        x.rx += y.rx;
-        x.rx_port[0] += y.rx_port[0];
-        x.rx_port[1] += y.rx_port[1];
-        x.forwarded += y.forwarded;
-        x.dropped += y.dropped;
-        x.sent += y.sent;
-        x.tx += y.tx;
-        x.tx_completed += y.tx_completed;
-        x.tx_ring_full += y.tx_ring_full;
-        x.send_no_frame += y.send_no_frame;
-        x.fill_starved += y.fill_starved;
-        x.tx_kicks += y.tx_kicks;
-        x.rx_kicks += y.rx_kicks;
-        for (k, l) in x.kernel.iter_mut().zip(&y.kernel) {
-            k.rx_dropped += l.rx_dropped;
-            k.rx_invalid_descs += l.rx_invalid_descs;
-            k.tx_invalid_descs += l.tx_invalid_descs;
-            k.rx_ring_full += l.rx_ring_full;
-            k.rx_fill_ring_empty += l.rx_fill_ring_empty;
-            k.tx_ring_empty += l.tx_ring_empty;
+        let XdpStats {
+            rx,
+            rx_port,
+            forwarded,
+            dropped,
+            sent,
+            tx,
+            tx_completed,
+            tx_ring_full,
+            send_no_frame,
+            fill_starved,
+            tx_kicks,
+            rx_kicks,
+            kernel,
+        } = &w.xdp;
+        let x = &mut self.xdp;
+        x.rx += rx;
+        x.rx_port[0] += rx_port[0];
+        x.rx_port[1] += rx_port[1];
+        x.forwarded += forwarded;
+        x.dropped += dropped;
+        x.sent += sent;
+        x.tx += tx;
+        x.tx_completed += tx_completed;
+        x.tx_ring_full += tx_ring_full;
+        x.send_no_frame += send_no_frame;
+        x.fill_starved += fill_starved;
+        x.tx_kicks += tx_kicks;
+        x.rx_kicks += rx_kicks;
+        for (k, l) in x.kernel.iter_mut().zip(kernel) {
+            let KernelStats {
+                rx_dropped,
+                rx_invalid_descs,
+                tx_invalid_descs,
+                rx_ring_full,
+                rx_fill_ring_empty,
+                tx_ring_empty,
+            } = l;
+            k.rx_dropped += rx_dropped;
+            k.rx_invalid_descs += rx_invalid_descs;
+            k.tx_invalid_descs += tx_invalid_descs;
+            k.rx_ring_full += rx_ring_full;
+            k.rx_fill_ring_empty += rx_fill_ring_empty;
+            k.tx_ring_empty += tx_ring_empty;
         }
     }
 }
