@@ -163,7 +163,7 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
         if full > full_logged.0 && start.elapsed() >= full_logged.1 {
             warn!(
                 dropped = full - full_logged.0,
-                max = running.conntrack.max,
+                max = running.conntrack.max.0,
                 "connection table full: new connections dropped (no non-ASSURED or closing entry to evict)"
             );
             full_logged = (full, start.elapsed() + TABLE_FULL_LOG_EVERY);
