@@ -45,14 +45,21 @@ pub(crate) const NIL: u32 = u32::MAX;
 /// Marks a chain end; the low bits name the chain's bucket.
 const NULLS: u32 = 1 << 31;
 /// Seconds covered by one turn of the timer wheel.
+#[cfg(not(loom))]
 pub(crate) const WHEEL: usize = 1024;
+/// Small under loom: every lock is a modelled object.
+#[cfg(loom)]
+pub(crate) const WHEEL: usize = 4;
 const GRANULE_NS: u64 = 1_000_000_000;
 /// Eviction classes of the timer wheel.
 pub(crate) const CLASSES: usize = 3;
 /// `Body::filed` of an entry on no timer list (unconfirmed).
 pub(crate) const NOT_FILED: u16 = u16::MAX;
 /// Index writer locks per pool.
+#[cfg(not(loom))]
 const STRIPES: usize = 1024;
+#[cfg(loom)]
+const STRIPES: usize = 2;
 /// Most slots a pool can hold (node ids use one bit for the direction and
 /// the nulls bit).
 pub(crate) const MAX_SLOTS: u32 = 1 << 30;
@@ -621,5 +628,197 @@ impl HelperExt {
 
     pub(crate) fn line(&self, i: u16) -> Option<&Mutex<LineTrack>> {
         self.lines.get(usize::from(i).checked_sub(1)?)
+    }
+}
+
+/// Loom models of the lock-free parts (`RUSTFLAGS="--cfg loom" cargo test
+/// -p ct-core --release --lib loom_models`; `scripts/test.sh` runs them with
+/// a preemption bound of [`loom_models::PREEMPTION_BOUND`]).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::expect::{EntryId, ExpectRequest, ExpectTable, Expectation};
+    use crate::time::Instant;
+    use crate::tuple::proto;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Preemptions per execution loom explores.
+    pub(super) const PREEMPTION_BOUND: usize = 3;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(PREEMPTION_BOUND);
+        b.check(f);
+    }
+
+    fn udp(sport: u16) -> Tuple {
+        Tuple {
+            l3: L3::V4,
+            proto: proto::UDP,
+            src: Addr::v4([10, 0, 0, 1]),
+            dst: Addr::v4([10, 0, 0, 2]),
+            sport,
+            dport: 53,
+        }
+    }
+
+    fn inv(t: &Tuple) -> Tuple {
+        t.invert().unwrap()
+    }
+
+    /// Two workers confirm the same new flow at once: exactly one entry is
+    /// inserted, the other sees the clash, and a lookup finds the winner.
+    #[test]
+    fn loom_models_insert_race_same_tuple() {
+        model(|| {
+            let pool = Arc::new(Pool::new(L3::V4, 2, false));
+            let wins = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let (pool, wins) = (Arc::clone(&pool), Arc::clone(&wins));
+                    thread::spawn(move || {
+                        let t = udp(1000);
+                        let (slot, gen) = pool.alloc(0, &t).unwrap();
+                        let mut b = lock(&pool.slot(slot).unwrap().body);
+                        match pool.link(slot, 0, &t, &inv(&t)) {
+                            Ok(()) => {
+                                wins.fetch_add(1, Ordering::SeqCst);
+                                Some((slot, gen))
+                            }
+                            Err(other) => {
+                                assert_ne!(other.slot, slot);
+                                pool.release(slot, &mut b);
+                                None
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let won: Vec<_> = hs.into_iter().filter_map(|h| h.join().unwrap()).collect();
+            assert_eq!(wins.load(Ordering::SeqCst), 1);
+            assert_eq!(won.len(), 1);
+            assert_eq!(pool.used(), 1);
+            let t = udp(1000);
+            let f = pool.find(0, &t, Some(&inv(&t))).unwrap();
+            assert_eq!((f.slot, f.gen, f.dir), (won[0].0, won[0].1, Dir::Original));
+            let r = pool.find(0, &inv(&t), Some(&t)).unwrap();
+            assert_eq!((r.slot, r.dir), (won[0].0, Dir::Reply));
+        });
+    }
+
+    /// A lock-free lookup racing with the entry's expiry (off the timer
+    /// list and the index, slot freed) and the slot's reuse for another
+    /// flow: the lookup finds the old entry with its own generation, or
+    /// nothing, never the new occupant under the old key.
+    #[test]
+    fn loom_models_lookup_vs_expiry_and_reuse() {
+        model(|| {
+            let pool = Arc::new(Pool::new(L3::V4, 1, false));
+            let (a, b) = (udp(1000), udp(2000));
+            let (slot, g1) = pool.alloc(0, &a).unwrap();
+            {
+                let mut body = lock(&pool.slot(slot).unwrap().body);
+                pool.link(slot, 0, &a, &inv(&a)).unwrap();
+                pool.file(slot, &mut body, Class::Unassured);
+            }
+            let reader = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let (a, b) = (udp(1000), udp(2000));
+                    if let Some(f) = pool.find(0, &a, Some(&inv(&a))) {
+                        assert_eq!((f.slot, f.gen), (slot, g1));
+                    }
+                    if let Some(f) = pool.find(0, &b, Some(&inv(&b))) {
+                        assert_ne!(f.gen, g1);
+                        assert_eq!(f.gen & 1, 0);
+                    }
+                })
+            };
+            {
+                let mut body = lock(&pool.slot(slot).unwrap().body);
+                pool.unfile(slot, &mut body);
+                pool.unlink(slot, 0, &a, &inv(&a));
+                pool.release(slot, &mut body);
+            }
+            let (s2, g2) = pool.alloc(0, &b).unwrap();
+            assert_eq!(s2, slot);
+            assert_ne!(g2, g1);
+            pool.link(s2, 0, &b, &inv(&b)).unwrap();
+            reader.join().unwrap();
+            assert!(pool.find(0, &a, Some(&inv(&a))).is_none());
+            assert_eq!(pool.find(0, &b, Some(&inv(&b))).map(|f| f.gen), Some(g2));
+        });
+    }
+
+    /// Free-list ABA: one worker pops while another pops twice and pushes
+    /// the first slot back. No slot is ever held by two workers at once.
+    #[test]
+    fn loom_models_slot_reuse_is_aba_safe() {
+        model(|| {
+            let pool = Arc::new(Pool::new(L3::V4, 3, false));
+            let held: Arc<Vec<loom::sync::atomic::AtomicBool>> =
+                Arc::new((0..3).map(|_| loom::sync::atomic::AtomicBool::new(false)).collect());
+            let take = |pool: &Pool, held: &[loom::sync::atomic::AtomicBool], port: u16| {
+                let (slot, _) = pool.alloc(0, &udp(port)).unwrap();
+                assert!(!held[slot as usize].swap(true, Ordering::SeqCst), "slot {slot} allocated twice");
+                slot
+            };
+            let give = |pool: &Pool, held: &[loom::sync::atomic::AtomicBool], slot: u32| {
+                held[slot as usize].store(false, Ordering::SeqCst);
+                let mut b = lock(&pool.slot(slot).unwrap().body);
+                pool.release(slot, &mut b);
+            };
+            let other = {
+                let (pool, held) = (Arc::clone(&pool), Arc::clone(&held));
+                thread::spawn(move || {
+                    let x = take(&pool, &held, 1);
+                    let y = take(&pool, &held, 2);
+                    give(&pool, &held, x);
+                    y
+                })
+            };
+            let z = take(&pool, &held, 3);
+            let y = other.join().unwrap();
+            assert_ne!(y, z);
+            give(&pool, &held, z);
+            give(&pool, &held, y);
+            assert_eq!(pool.used(), 0);
+            // The free list is intact: three distinct slots, then none.
+            for port in 4..7 {
+                take(&pool, &held, port);
+            }
+            assert!(pool.alloc(0, &udp(7)).is_none());
+        });
+    }
+
+    /// Two workers see the first packet of the same expected connection:
+    /// exactly one claims the expectation.
+    #[test]
+    fn loom_models_expectation_claimed_once() {
+        model(|| {
+            let table = Arc::new(ExpectTable::new(4));
+            let t = udp(3000);
+            let req = ExpectRequest { tuple: t, match_src_addr: true, match_sport: false, class: 0 };
+            let x = Expectation {
+                req,
+                zone: 0,
+                master: EntryId { slot: 0, generation: 2 },
+                helper: "tftp",
+                created: Instant::ZERO,
+                expires: Instant::from_secs(300),
+            };
+            table.insert(x, 1).unwrap();
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let table = Arc::clone(&table);
+                    thread::spawn(move || table.take(&udp(3000), 0, Instant::from_secs(1), |_| true).0.is_some())
+                })
+                .collect();
+            let claimed = hs.into_iter().map(|h| h.join().unwrap()).filter(|c| *c).count();
+            assert_eq!(claimed, 1);
+            assert!(table.is_empty());
+        });
     }
 }

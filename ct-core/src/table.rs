@@ -887,8 +887,9 @@ impl Conntrack {
             // K-CORE `__nf_ct_resolve_clash`: without NAT the two entries
             // are the same connection (or exact reverses), so protocols that
             // allow clashes attach the packet to the winner.
+            let kind = g.kind;
             kill_locked(store, &mut self.stats, id, &mut g);
-            return match g.kind {
+            return match kind {
                 kind::UDP | kind::GENERIC => {
                     self.stats.clash_resolve += 1;
                     Confirm::ClashResolved

@@ -61,4 +61,3 @@ pub(crate) fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u
 pub(crate) const SYN: u8 = 0x02;
 pub(crate) const ACK: u8 = 0x10;
 pub(crate) const FIN: u8 = 0x01;
-
