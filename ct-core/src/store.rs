@@ -213,6 +213,9 @@ pub(crate) struct Pool {
     lens: Box<[AtomicU32]>,
     /// The next wheel second to process; `None` before the first run.
     cursor: Mutex<Option<u64>>,
+    /// The cursor's value, readable without its lock: an entry is never
+    /// filed under a second the wheel has passed.
+    cursor_at: AtomicU64,
     seed: Seed,
     /// Per-direction packets and bytes (`nf_conntrack_acct`), when enabled.
     counters: Option<Box<[[AtomicU64; 4]]>>,
@@ -251,6 +254,7 @@ impl Pool {
             timers: (0..CLASSES * WHEEL).map(|_| Mutex::new(TimerList { head: NIL, tail: NIL })).collect(),
             lens: (0..CLASSES * WHEEL).map(|_| AtomicU32::new(0)).collect(),
             cursor: Mutex::new(None),
+            cursor_at: AtomicU64::new(0),
             seed: Seed::default(),
             counters: acct.then(|| {
                 (0..cap).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect::<Box<[[AtomicU64; 4]]>>()
@@ -508,13 +512,19 @@ impl Pool {
     // Timers
     // -----------------------------------------------------------------
 
-    fn list_of(class: Class, deadline_ns: u64) -> usize {
-        class as usize * WHEEL + (deadline_ns / GRANULE_NS) as usize % WHEEL
+    /// The timer list for `class` and a deadline: the deadline's second,
+    /// or the wheel's next one if it has passed (a worker whose clock lags
+    /// another's).
+    fn list_of(&self, class: Class, deadline_ns: u64) -> usize {
+        // Relaxed: a lower bound; a stale value files the entry earlier,
+        // where the wheel re-files it.
+        let second = (deadline_ns / GRANULE_NS).max(self.cursor_at.load(Ordering::Relaxed));
+        wheel_list(class as usize, second)
     }
 
     /// Put an entry on the timer list of its class and deadline.
     pub(crate) fn file(&self, slot: u32, body: &mut Body, class: Class) {
-        let idx = Self::list_of(class, body.deadline_ns());
+        let idx = self.list_of(class, body.deadline_ns());
         let mut l = lock(&self.timers[idx]);
         let s = &self.slots[slot as usize];
         // Relaxed: timer links are only touched under the list's lock.
@@ -561,7 +571,7 @@ impl Pool {
         if body.filed == NOT_FILED {
             return;
         }
-        let want = Self::list_of(class, body.deadline_ns());
+        let want = self.list_of(class, body.deadline_ns());
         let same_class = usize::from(body.filed) / WHEEL == class as usize;
         if same_class && (want == usize::from(body.filed) || body.deadline_ns() >= old_deadline) {
             return;
@@ -583,6 +593,12 @@ impl Pool {
 
     pub(crate) fn cursor(&self) -> &Mutex<Option<u64>> {
         &self.cursor
+    }
+
+    /// Publish the wheel's next second (called with the cursor locked).
+    pub(crate) fn set_cursor_at(&self, second: u64) {
+        // Relaxed: see `list_of`.
+        self.cursor_at.store(second, Ordering::Relaxed);
     }
 }
 

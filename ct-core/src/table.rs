@@ -1161,6 +1161,7 @@ fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant,
     let floor = now_s.saturating_sub(WHEEL as u64);
     let c = cursor.get_or_insert(floor);
     *c = (*c).max(floor);
+    pool.set_cursor_at(*c);
     let mut reaped = 0;
     while *c < now_s {
         for class in 0..CLASSES {
@@ -1193,6 +1194,7 @@ fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant,
             }
         }
         *c += 1;
+        pool.set_cursor_at(*c);
     }
     reaped
 }

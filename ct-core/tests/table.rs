@@ -325,6 +325,40 @@ fn gc_reaps_expired_with_bounded_work() {
     assert_eq!(h.ct.count(), 0);
 }
 
+/// The timer wheel: a deadline pushed past the wheel's turn (1024 s) is
+/// kept, one brought earlier (ESTABLISHED for days, then TIME_WAIT) is
+/// reaped on time, and entries the collector examines but that are not due
+/// stay.
+#[test]
+fn timer_wheel_follows_deadlines_both_ways() {
+    let mut h = H::new(CtConfig::default());
+    let t = |s: u64| s * 1000;
+    // An established TCP connection (5 days) that closes at 3000 s.
+    h.pass(&tcp(C, S, 4000, 80, 1000, 0, SYN), 0);
+    h.pass(&tcp(S, C, 80, 4000, 5000, 1001, SYN | ACK), 0);
+    h.pass(&tcp(C, S, 4000, 80, 1001, 5001, ACK), 0);
+    // A UDP stream kept alive every 25 s, and one left alone.
+    h.pass(&udp(C, S, 4002, 53, b"q"), 0);
+    for s in (0..=3000).step_by(25) {
+        h.pass(&udp(C, S, 4001, 53, b"q"), t(s));
+        h.pass(&udp(S, C, 53, 4001, b"a"), t(s));
+        h.ct.gc(Instant::from_secs(s), 1000);
+    }
+    let ports = |h: &H, s: u64| {
+        let mut p: Vec<u16> = h.ct.entries(Instant::from_secs(s)).map(|(_, e)| e.orig.sport).collect();
+        p.sort_unstable();
+        p
+    };
+    assert_eq!(ports(&h, 3000), [4000, 4001], "the idle UDP flow expired, the others stayed");
+    assert_eq!(h.ct.count(), 2, "and it was reaped, not only hidden");
+    h.pass(&tcp(C, S, 4000, 80, 1001, 5001, FIN | ACK), t(3000));
+    h.pass(&tcp(S, C, 80, 4000, 5001, 1002, FIN | ACK), t(3000));
+    h.pass(&tcp(C, S, 4000, 80, 1002, 5002, ACK), t(3000));
+    assert_eq!(h.ct.gc(Instant::from_secs(3119), 1000), 0, "TIME_WAIT lasts 120 s");
+    assert_eq!(h.ct.gc(Instant::from_secs(3121), 1000), 2, "both reaped within a second of their deadlines");
+    assert_eq!(h.ct.count(), 0);
+}
+
 #[test]
 fn udplite_coverage_and_mandatory_checksum() {
     let mut h = H::new(CtConfig::default());
