@@ -72,6 +72,12 @@ enum Cmd {
     },
     /// The e2e reference: forward every frame unchanged between two
     /// interfaces with AF_XDP (no parsing, no table).
+    /// The connection table alone: bytes per connection, lookups per second
+    /// (1Mi IPv4 and IPv6 connections; with --big also 16Mi IPv4).
+    Table {
+        #[arg(long)]
+        big: bool,
+    },
     NoopForward {
         #[arg(long)]
         inside: String,
@@ -88,6 +94,7 @@ fn main() {
     let r = match cli.cmd {
         Some(Cmd::Replay { frames, out, ctwall }) => replay(frames, &out, ctwall),
         Some(Cmd::NoopForward { inside, outside, seconds }) => noop::forward(&inside, &outside, seconds),
+        Some(Cmd::Table { big }) => table_scenarios(!big).map(|_| ()),
         None => bench(cli.quick, cli.ctwall, &cli.out),
     };
     if let Err(e) = r {
