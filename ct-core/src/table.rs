@@ -264,7 +264,8 @@ pub enum Confirm {
     /// Inserted, or nothing to insert (the packet belonged to an entry).
     Inserted,
     /// Another worker inserted the same connection first; the packet joins
-    /// that entry (UDP, UDP-Lite, generic: the kernel's clash resolution).
+    /// that entry (UDP, UDP-Lite, GRE, generic: the kernel's clash
+    /// resolution; GRE since Linux 6.5).
     ClashResolved,
     /// Another worker inserted the same connection first and the protocol
     /// does not allow a clash (TCP, ICMP): drop the packet (`insert_failed`).
@@ -890,7 +891,7 @@ impl Conntrack {
             let kind = g.kind;
             kill_locked(store, &mut self.stats, id, &mut g);
             return match kind {
-                kind::UDP | kind::GENERIC => {
+                kind::UDP | kind::GENERIC | kind::GRE => {
                     self.stats.clash_resolve += 1;
                     Confirm::ClashResolved
                 }
