@@ -31,6 +31,10 @@ cargo run --release -p bench -- --quick
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+# Loom models of the shared table (concurrent insert of one tuple, lookup
+# against expiry and slot reuse, free-list ABA, one claim per expectation),
+# every interleaving with up to 3 preemptions (loom_models::PREEMPTION_BOUND).
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p ct-core --release --lib loom_models 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo's last lines are doc-test
 # binaries that often hold no test).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }

@@ -5,7 +5,7 @@
 use arrayvec::ArrayVec;
 use ct_core::expect::EntryId;
 use ct_core::invalid::InvalidCounters;
-use ct_core::table::{Conntrack, Outcome, Template};
+use ct_core::table::{Confirm, Conntrack, Outcome, Template};
 use ct_core::tuple::proto;
 use ct_core::wire::udp::UdpDgram;
 use ct_core::wire::{ethertype, parse_frame, parse_ip, IpPacket, TcpSeg};
@@ -97,12 +97,15 @@ pub enum DropCause {
     TableFull,
     /// The connection's helper refused the packet.
     Helper(DropReason),
+    /// Another worker confirmed the same new connection first.
+    InsertFailed,
 }
 
 impl DropCause {
     pub const fn name(self) -> &'static str {
         match self {
             DropCause::TableFull => "table_full",
+            DropCause::InsertFailed => "insert_failed",
             DropCause::Helper(r) => r.name(),
         }
     }
@@ -141,6 +144,8 @@ pub struct PipelineStats {
     pub accepted: u64,
     pub dropped: u64,
     pub table_full: u64,
+    /// New connections another worker had confirmed first (TCP, ICMP).
+    pub insert_failed: u64,
     pub helper_partial_match: u64,
     pub helper_expect_failed: u64,
     /// Frames INVALID before tracking (layer 2 or 3).
@@ -193,7 +198,7 @@ impl Pipeline {
 
     /// INVALID counters of the tracker and of the wire walk, added up.
     pub fn invalid_counters(&self) -> InvalidCounters {
-        let mut c = self.ct.invalid_counters();
+        let mut c = self.ct.invalid_counters().clone();
         c.merge(&self.stats.wire_invalid);
         c
     }
@@ -213,6 +218,7 @@ impl Pipeline {
         }
         match d.drop_cause {
             Some(DropCause::TableFull) => self.stats.table_full += 1,
+            Some(DropCause::InsertFailed) => self.stats.insert_failed += 1,
             Some(DropCause::Helper(DropReason::PartialMatch)) => self.stats.helper_partial_match += 1,
             Some(DropCause::Helper(DropReason::ExpectFailed)) => self.stats.helper_expect_failed += 1,
             None => {}
@@ -245,7 +251,7 @@ impl Pipeline {
         if outcome.table_full {
             return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
         }
-        let status = outcome.conn.and_then(|id| self.ct.entry(id)).map(|e| e.status);
+        let status = outcome.conn.and_then(|id| self.ct.status(id));
         let view = FrameView { frame, port, vlan, outcome: &outcome, status, ip: Some(&ip) };
         let mut verdict = policy.filter(&view, now);
         let mut drop_cause = None;
@@ -256,7 +262,14 @@ impl Pipeline {
             }
         }
         match verdict {
-            Verdict::Accept => self.ct.confirm(&outcome, now),
+            Verdict::Accept => {
+                if self.ct.confirm(&outcome, now) == Confirm::Failed {
+                    // Another worker inserted the same TCP/ICMP connection
+                    // first; the kernel drops the loser (`insert_failed`).
+                    verdict = Verdict::Drop;
+                    drop_cause = Some(DropCause::InsertFailed);
+                }
+            }
             Verdict::Drop | Verdict::Reject => self.ct.discard(&outcome),
         }
         Decision { outcome, verdict, drop_cause, l4 }

@@ -221,7 +221,7 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
         if full > full_logged.0 && start.elapsed() >= full_logged.1 {
             warn!(
                 dropped = full - full_logged.0,
-                max = shared.state().running.conntrack.max,
+                max = shared.state().running.conntrack.max.0,
                 "connection table full: new connections dropped (no non-ASSURED or closing entry to evict)"
             );
             full_logged = (full, start.elapsed() + TABLE_FULL_LOG_EVERY);
@@ -421,6 +421,7 @@ impl Totals {
             accepted,
             dropped,
             table_full,
+            insert_failed,
             helper_partial_match,
             helper_expect_failed,
             wire_invalid,
@@ -431,6 +432,7 @@ impl Totals {
         p.accepted += accepted;
         p.dropped += dropped;
         p.table_full += table_full;
+        p.insert_failed += insert_failed;
         p.helper_partial_match += helper_partial_match;
         p.helper_expect_failed += helper_expect_failed;
         p.wire_invalid.merge(wire_invalid);
@@ -448,6 +450,7 @@ impl Totals {
             ignore,
             insert,
             insert_failed,
+            clash_resolve,
             drop,
             early_drop,
             icmp_error,
@@ -463,6 +466,7 @@ impl Totals {
         t.ignore += ignore;
         t.insert += insert;
         t.insert_failed += insert_failed;
+        t.clash_resolve += clash_resolve;
         t.drop += drop;
         t.early_drop += early_drop;
         t.icmp_error += icmp_error;

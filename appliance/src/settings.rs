@@ -45,7 +45,8 @@ pub fn ct_config(c: &Config) -> CtConfig {
         gre_stream: secs(k.gre_timeout_stream),
         checksum: k.checksum,
         acct: k.acct,
-        max_entries: k.max,
+        max_entries: k.max.0,
+        max_entries_v6: k.max_v6.0,
         max_expectations: k.expect_max,
     }
 }

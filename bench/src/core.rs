@@ -2,7 +2,7 @@
 //! built in advance, one thread per worker, the clock advanced by hand.
 
 use crate::frames::{self, Ends, FrameStore, ACK, FIN, PSH, SYN};
-use crate::{alloc, progress};
+use crate::progress;
 use appliance::bridge::GC_BUDGET;
 use appliance::pipeline::{Pipeline, Verdict};
 use appliance::rules::Ruleset;
@@ -32,12 +32,19 @@ impl Worker {
     pub(crate) fn new(cfg: &Config, max_entries: u32) -> Result<Worker, String> {
         let mut ct = settings::ct_config(cfg);
         ct.max_entries = max_entries;
+        // The scenarios are IPv4; a small IPv6 pool.
+        ct.max_entries_v6 = 1024;
         let helpers = settings::helper_registry(cfg).map_err(|e| format!("helpers: {e}"))?;
         Ok(Worker {
             pipe: Pipeline::new(Conntrack::new(ct), helpers),
             rules: Ruleset::compile(cfg),
             now: 1_000_000_000,
         })
+    }
+
+    /// Another worker on the same connection table.
+    fn worker(&self, cfg: &Config) -> Worker {
+        Worker { pipe: self.pipe.worker(), rules: Ruleset::compile(cfg), now: self.now }
     }
 
     fn one(&mut self, frame: &[u8], inside: bool) -> (Verdict, CtState) {
@@ -89,8 +96,6 @@ pub(crate) struct Established {
     pub(crate) packets: u64,
     pub(crate) mpps: f64,
     pub(crate) ns_per_packet: f64,
-    /// Live heap bytes the table took per connection while it was filled.
-    pub(crate) bytes_per_conn: f64,
     pub(crate) setup_s: f64,
 }
 
@@ -147,12 +152,8 @@ fn rounds_for(n: usize, min_packets: u64) -> usize {
 
 pub(crate) fn established(cfg: &Config, n: usize, min_packets: u64) -> Result<Established, String> {
     let t = Clock::now();
-    let mut w = Worker::new(cfg, u32::try_from(n * 2).unwrap_or(u32::MAX))?;
-    let before = alloc::live_bytes();
+    let mut w = Worker::new(cfg, u32::try_from(n).unwrap_or(u32::MAX))?;
     let store = established_setup(&mut w, 0, n, &format!("established {n}"))?;
-    // The frame store was allocated after the table was filled: subtract it.
-    let store_bytes = (store.len() * (64 + 2 + 1)) as i64;
-    let table_bytes = alloc::live_bytes() - before - store_bytes;
     if w.entries() != n {
         return Err(format!("established {n}: {} entries in the table", w.entries()));
     }
@@ -168,27 +169,32 @@ pub(crate) fn established(cfg: &Config, n: usize, min_packets: u64) -> Result<Es
         packets,
         mpps: packets as f64 / secs / 1e6,
         ns_per_packet: secs * 1e9 / packets as f64,
-        bytes_per_conn: table_bytes as f64 / n as f64,
         setup_s,
     })
 }
 
-/// Two workers on two threads, each with its own pipeline and half of the
-/// flows (sharded, no shared table). Returns the aggregate Mpps.
-pub(crate) fn sharded_two(cfg: &Config, n: usize, min_packets: u64) -> Result<f64, String> {
+/// Two workers on two threads sharing one connection table, each driving
+/// half of the flows (as two AF_XDP queues would with flow-hashing RSS).
+/// Returns the aggregate Mpps.
+pub(crate) fn shared_two(cfg: &Config, n: usize, min_packets: u64) -> Result<f64, String> {
     let half = n / 2;
     let rounds = rounds_for(n, min_packets);
+    let mut w0 = Worker::new(cfg, u32::try_from(n).unwrap_or(u32::MAX))?;
+    let mut w1 = w0.worker(cfg);
+    let s0 = established_setup(&mut w0, 0, half, "worker 0")?;
+    let s1 = established_setup(&mut w1, half as u32, half, "worker 1")?;
+    if w0.entries() != 2 * half {
+        return Err(format!("two workers: {} entries for {} flows", w0.entries(), 2 * half));
+    }
     let start = Barrier::new(2);
     let results: Vec<Result<(u64, f64), String>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2u32)
-            .map(|k| {
+        let hs: Vec<_> = [(w0, &s0), (w1, &s1)]
+            .into_iter()
+            .map(|(mut w, store)| {
                 let start = &start;
                 s.spawn(move || {
-                    let mut w = Worker::new(cfg, u32::try_from(n).unwrap_or(u32::MAX))?;
-                    let store = established_setup(&mut w, k * half as u32, half, &format!("worker {k}"));
                     start.wait();
-                    let store = store?;
-                    let (acc, secs) = w.run(&store, rounds)?;
+                    let (acc, secs) = w.run(store, rounds)?;
                     Ok(((store.len() * rounds) as u64 - acc, secs))
                 })
             })

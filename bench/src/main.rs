@@ -21,6 +21,7 @@ mod gen;
 mod noop;
 mod report;
 mod sock;
+mod table;
 
 use appliance::pipeline::{AcceptAll, Verdict};
 use appliance::replay::pipeline_for;
@@ -71,6 +72,12 @@ enum Cmd {
     },
     /// The e2e reference: forward every frame unchanged between two
     /// interfaces with AF_XDP (no parsing, no table).
+    /// The connection table alone: bytes per connection, lookups per second
+    /// (1Mi IPv4 and IPv6 connections; with --big also 16Mi IPv4).
+    Table {
+        #[arg(long)]
+        big: bool,
+    },
     NoopForward {
         #[arg(long)]
         inside: String,
@@ -87,6 +94,7 @@ fn main() {
     let r = match cli.cmd {
         Some(Cmd::Replay { frames, out, ctwall }) => replay(frames, &out, ctwall),
         Some(Cmd::NoopForward { inside, outside, seconds }) => noop::forward(&inside, &outside, seconds),
+        Some(Cmd::Table { big }) => table_scenarios(!big).map(|_| ()),
         None => bench(cli.quick, cli.ctwall, &cli.out),
     };
     if let Err(e) = r {
@@ -169,7 +177,8 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
         established.push(e);
     }
     let one = established.iter().find(|e| e.flows == 1_000_000).map_or(0.0, |e| e.mpps);
-    let two = core::sharded_two(&cfg, 1_000_000, min_packets)?;
+    let two = core::shared_two(&cfg, 1_000_000, min_packets)?;
+    let table = table_scenarios(quick)?;
     let new_flows = core::new_flows(&cfg, if quick { 200_000 } else { 1_000_000 })?;
     let mixed = core::mixed(&cfg, if quick { 300_000 } else { 2_000_000 })?;
     eprintln!("bench: core done in {:.1} s", t.elapsed().as_secs_f64());
@@ -200,6 +209,7 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
         new_flows,
         mixed,
         two_workers: (two, one, 1_000_000),
+        table,
         e2e,
         loadavg: (load_start, loadavg()),
     };
@@ -210,6 +220,34 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
     eprintln!("bench: done in {:.1} s", t.elapsed().as_secs_f64());
     println!("{}", report::summary(&results));
     Ok(())
+}
+
+/// The table alone: bytes per connection (IPv4 and IPv6, filled to
+/// capacity) and lookups per second at 1M and, outside quick mode, 16M
+/// IPv4 connections.
+fn table_scenarios(quick: bool) -> Result<Vec<report::TableRun>, String> {
+    use ct_core::tuple::L3;
+    let mut runs = Vec::new();
+    let mut sizes = vec![(L3::V4, 1u32 << 20), (L3::V6, 1 << 20)];
+    if !quick && mem_available().is_some_and(|m| m >= NEED_16M) {
+        sizes.push((L3::V4, 16 << 20));
+    }
+    for (l3, n) in sizes {
+        let mut f = table::fill(l3, n)?;
+        if f.fill_bytes != 0 {
+            return Err(format!("table {l3:?} {n}: the packet path allocated {} bytes", f.fill_bytes));
+        }
+        let lookups = table::lookups(&mut f, if quick { 2_000_000 } else { 10_000_000 })?;
+        eprintln!("bench: table {l3:?} {n}: {:.1} B/conn, {:.2} M lookups/s", f.bytes_per_conn, lookups / 1e6);
+        runs.push(report::TableRun {
+            l3: format!("{l3:?}"),
+            conns: n as usize,
+            bytes_per_conn: f.bytes_per_conn,
+            fill_per_s: f64::from(n) / f.fill_s,
+            lookups_per_s: lookups,
+        });
+    }
+    Ok(runs)
 }
 
 fn replay(n: usize, out: &std::path::Path, ctwall: Option<PathBuf>) -> Result<(), String> {

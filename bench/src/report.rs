@@ -14,12 +14,30 @@ pub(crate) struct Results {
     pub(crate) skipped_16m: Option<String>,
     pub(crate) new_flows: NewFlows,
     pub(crate) mixed: Mixed,
-    /// Aggregate Mpps of two sharded workers and the one-worker Mpps at the same flow count.
+    /// Aggregate Mpps of two workers sharing one table and the one-worker
+    /// Mpps at the same flow count.
     pub(crate) two_workers: (f64, f64, usize),
+    pub(crate) table: Vec<TableRun>,
     pub(crate) e2e: Result<Vec<Run>, String>,
     /// /proc/loadavg when the run started and when it ended: other work on
     /// the machine moves every figure.
     pub(crate) loadavg: (String, String),
+}
+
+/// The connection table alone, filled to capacity with UDP connections.
+pub(crate) struct TableRun {
+    pub(crate) l3: String,
+    pub(crate) conns: usize,
+    /// Everything the table allocated, per connection (allocator-measured).
+    pub(crate) bytes_per_conn: f64,
+    /// New connections per second while filling (track + confirm).
+    pub(crate) fill_per_s: f64,
+    /// `Conntrack::lookup` of random existing tuples, one core.
+    pub(crate) lookups_per_s: f64,
+}
+
+fn table_run<'a>(r: &'a Results, l3: &str, conns: usize) -> Option<&'a TableRun> {
+    r.table.iter().find(|t| t.l3 == l3 && t.conns == conns)
 }
 
 fn est(r: &Results, flows: usize) -> Option<&Established> {
@@ -40,6 +58,7 @@ fn ratio(r: &Results, other: PathKind, size: usize) -> Option<f64> {
 
 fn fmt_flows(n: usize) -> String {
     match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}Mi", n >> 20),
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
         n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
         n => n.to_string(),
@@ -76,7 +95,10 @@ pub(crate) fn summary(r: &Results) -> Value {
         "new_udp_flows_per_s": num(Some(r.new_flows.udp_flows_per_s)),
         "mixed_mpps": num(Some(r.mixed.mpps)),
         "mixed_gbps": num(Some(r.mixed.gbps)),
-        "bytes_per_conn_v4": num(one_m.map(|e| e.bytes_per_conn)),
+        "bytes_per_conn_v4": num(table_run(r, "V4", 1 << 20).map(|t| t.bytes_per_conn)),
+        "bytes_per_conn_v6": num(table_run(r, "V6", 1 << 20).map(|t| t.bytes_per_conn)),
+        "lookups_per_s_1m": num(table_run(r, "V4", 1 << 20).map(|t| t.lookups_per_s)),
+        "lookups_per_s_16m": num(table_run(r, "V4", 16 << 20).map(|t| t.lookups_per_s)),
         "two_worker_speedup": num(Some(two / one)),
         "two_worker_mode": "sharded, no shared table",
         "e2e_ratio_vs_noop": num(ratio(r, PathKind::Noop, 64)),
@@ -110,9 +132,16 @@ pub(crate) fn table(r: &Results) -> String {
     if let Some(why) = &r.skipped_16m {
         let _ = writeln!(s, "| established TCP, 16M flows | skipped: {why} |");
     }
-    if let Some(e) = est(r, 1_000_000) {
-        let _ =
-            writeln!(s, "| bytes per tracked connection (IPv4, 1M flows, heap measured) | {:.0} B |", e.bytes_per_conn);
+    for t in &r.table {
+        let _ = writeln!(
+            s,
+            "| table alone, {} {} connections at capacity | {:.1} B/conn (allocator-measured), {:.2} M lookups/s, {:.0} k inserts/s |",
+            t.l3,
+            fmt_flows(t.conns),
+            t.bytes_per_conn,
+            t.lookups_per_s / 1e6,
+            t.fill_per_s / 1e3
+        );
     }
     let n = &r.new_flows;
     let _ = writeln!(
@@ -131,7 +160,7 @@ pub(crate) fn table(r: &Results) -> String {
     let (two, one, flows) = r.two_workers;
     let _ = writeln!(
         s,
-        "| two workers, sharded, no shared table ({} flows split in two) | {:.2} Mpps vs {:.2} Mpps on one: speedup {:.2} |",
+        "| two workers sharing one table ({} flows split in two) | {:.2} Mpps vs {:.2} Mpps on one: speedup {:.2} |",
         fmt_flows(flows),
         two,
         one,

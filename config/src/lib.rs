@@ -96,6 +96,25 @@ impl TryFrom<u64> for Secs {
     }
 }
 
+/// A connection table size: the table is allocated at start, so there is
+/// no "unlimited".
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct TableSize(pub u32);
+
+/// The largest table size (slot numbers keep two bits for the index).
+pub const MAX_TABLE_SIZE: u64 = 1 << 30;
+
+impl TryFrom<u64> for TableSize {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        match v {
+            1..=MAX_TABLE_SIZE => Ok(TableSize(v as u32)),
+            _ => Err(format!("a number of connections between 1 and {MAX_TABLE_SIZE}, not {v}")),
+        }
+    }
+}
+
 /// Tracker settings, named after `net.netfilter.nf_conntrack_*` sysctls.
 /// Defaults are the kernel's.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -125,8 +144,11 @@ pub struct Conntrack {
     pub gre_timeout_stream: Secs,
     pub checksum: bool,
     pub acct: bool,
-    /// `nf_conntrack_max` (0 = no limit).
-    pub max: u32,
+    /// `nf_conntrack_max` for IPv4 connections; the table is allocated for
+    /// this many at start.
+    pub max: TableSize,
+    /// The same for IPv6 connections (the kernel has one limit for both).
+    pub max_v6: TableSize,
     /// `nf_conntrack_expect_max`.
     pub expect_max: u32,
 }
@@ -158,7 +180,8 @@ impl Default for Conntrack {
             gre_timeout_stream: Secs(180),
             checksum: true,
             acct: false,
-            max: 262_144,
+            max: TableSize(262_144),
+            max_v6: TableSize(65_536),
             expect_max: 4096,
         }
     }

@@ -86,8 +86,13 @@ pub struct CtConfig {
     pub checksum: bool,
     /// `nf_conntrack_acct`: keep per-direction packet and byte counters.
     pub acct: bool,
-    /// `nf_conntrack_max`: entries at most (0 = no limit).
+    /// `nf_conntrack_max` for IPv4: the table is allocated for this many
+    /// IPv4 connections when it is made.
     pub max_entries: u32,
+    /// The same for IPv6, whose entries are larger (the kernel has one
+    /// limit for both; a separate one keeps a flood in one family from
+    /// taking the other's room).
+    pub max_entries_v6: u32,
     /// `nf_conntrack_expect_max`.
     pub max_expectations: u32,
 }
@@ -108,6 +113,7 @@ impl Default for CtConfig {
             acct: false,
             // The kernel's auto-size on a machine with more than 4 GiB.
             max_entries: 262_144,
+            max_entries_v6: 65_536,
             max_expectations: 4096,
         }
     }

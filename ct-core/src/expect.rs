@@ -108,3 +108,178 @@ pub struct LineTrack {
     pub seq_aft_nl: [[u32; 2]; 2],
     pub seq_aft_nl_num: [u8; 2],
 }
+
+/// Stripes of the expectation table.
+const EXPECT_STRIPES: usize = 64;
+
+/// The shared expectation table: stripes keyed by what every expectation
+/// matches exactly (zone, family, protocol, destination address and port),
+/// each behind its own lock, with an atomic length so the common case, a
+/// new connection when nothing is expected there, takes no lock. A claim
+/// removes the expectation under the stripe's lock, so of two workers that
+/// see the same expected connection, exactly one gets it.
+#[derive(Debug)]
+pub(crate) struct ExpectTable {
+    stripes: Box<[crate::sync::Mutex<Vec<Expectation>>]>,
+    lens: Box<[crate::sync::AtomicU32]>,
+    /// Registered expectations, against `cap`.
+    count: crate::sync::AtomicU32,
+    cap: u32,
+}
+
+impl ExpectTable {
+    /// A table of at most `cap` expectations, its storage allocated now.
+    pub(crate) fn new(cap: u32) -> Self {
+        let per = (cap as usize).div_ceil(EXPECT_STRIPES).max(1) * 2;
+        ExpectTable {
+            stripes: (0..EXPECT_STRIPES).map(|_| crate::sync::Mutex::new(Vec::with_capacity(per))).collect(),
+            lens: (0..EXPECT_STRIPES).map(|_| crate::sync::AtomicU32::new(0)).collect(),
+            count: crate::sync::AtomicU32::new(0),
+            cap,
+        }
+    }
+
+    fn stripe(zone: Zone, t: &Tuple) -> usize {
+        // FNV-1a over the exactly matched fields: the stripe only spreads
+        // lock contention, so it needs no secret seed.
+        let mut h: u32 = 0x811c_9dc5;
+        let mut eat = |b: u8| h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        t.dst.0.iter().for_each(|&b| eat(b));
+        t.dport.to_be_bytes().into_iter().chain(zone.to_be_bytes()).for_each(&mut eat);
+        eat(t.proto);
+        h as usize % EXPECT_STRIPES
+    }
+
+    /// Remove expectations of stripe `i` (locked as `v`) that `drop` selects.
+    fn remove_where(&self, i: usize, v: &mut Vec<Expectation>, mut drop: impl FnMut(&Expectation) -> bool) -> u64 {
+        let before = v.len();
+        v.retain(|x| !drop(x));
+        let gone = before - v.len();
+        // Relaxed: counts; the expectations themselves move under the lock.
+        self.lens[i].store(v.len() as u32, crate::sync::Ordering::Relaxed);
+        self.count.fetch_sub(gone as u32, crate::sync::Ordering::Relaxed);
+        gone as u64
+    }
+
+    /// Take the expectation a new connection `t` matches (`alive` checks its
+    /// master). Returns it and the number of stale expectations removed.
+    pub(crate) fn take(
+        &self,
+        t: &Tuple,
+        zone: Zone,
+        now: Instant,
+        alive: impl Fn(EntryId) -> bool,
+    ) -> (Option<Expectation>, u64) {
+        let i = Self::stripe(zone, t);
+        // Relaxed: a hint; a racing registration is as if it came later.
+        if self.lens[i].load(crate::sync::Ordering::Relaxed) == 0 {
+            return (None, 0);
+        }
+        let mut v = crate::sync::lock(&self.stripes[i]);
+        let stale = self.remove_where(i, &mut v, |x| x.expires <= now);
+        let Some(pos) = v.iter().position(|x| x.matches(t, zone)) else { return (None, stale) };
+        let x = v.remove(pos);
+        self.remove_where(i, &mut v, |_| false);
+        self.count.fetch_sub(1, crate::sync::Ordering::Relaxed);
+        drop(v);
+        // Checked after the claim, without the stripe lock held (the lock
+        // order puts entry locks first): a master that died meanwhile has
+        // its expectations removed anyway.
+        (alive(x.master).then_some(x), stale)
+    }
+
+    /// Register `x` (`nf_ct_expect_related`). Returns the number of
+    /// expectations removed on the way (replaced, over the master's limit,
+    /// expired).
+    pub(crate) fn insert(&self, x: Expectation, max_expected: u32) -> Result<u64, crate::table::ExpectError> {
+        use crate::table::ExpectError;
+        let i = Self::stripe(x.zone, &x.req.tuple);
+        let mut removed = 0;
+        {
+            let mut v = crate::sync::lock(&self.stripes[i]);
+            removed += self.remove_where(i, &mut v, |o| o.expires <= x.created);
+            let same = |o: &Expectation| {
+                o.req.tuple == x.req.tuple
+                    && o.req.match_src_addr == x.req.match_src_addr
+                    && o.req.match_sport == x.req.match_sport
+                    && o.zone == x.zone
+            };
+            // An identical expectation of the same master is replaced; one
+            // of another master (or class) is refused; any overlap clashes.
+            if v.iter().any(|o| same(o) && (o.master != x.master || o.req.class != x.req.class)) {
+                return Err(ExpectError::Already);
+            }
+            removed += self.remove_where(i, &mut v, same);
+            if v.iter().any(|o| o.clashes(&x.req, x.zone)) {
+                return Err(ExpectError::Busy);
+            }
+        }
+        if max_expected > 0 {
+            let mine = |o: &Expectation| o.master == x.master && o.req.class == x.req.class;
+            while self.for_each_stripe(|v| v.iter().filter(|o| mine(o)).count()).sum::<usize>() >= max_expected as usize
+            {
+                let oldest =
+                    self.for_each_stripe(|v| v.iter().filter(|o| mine(o)).map(|o| o.created).min()).flatten().min();
+                let Some(t) = oldest else { break };
+                let mut first = true;
+                for j in 0..EXPECT_STRIPES {
+                    let mut v = crate::sync::lock(&self.stripes[j]);
+                    removed += self.remove_where(j, &mut v, |o| {
+                        let hit = first && mine(o) && o.created == t;
+                        first &= !hit;
+                        hit
+                    });
+                }
+            }
+        }
+        // Relaxed: the cap is a count; the reservation is undone on failure.
+        if self.count.fetch_add(1, crate::sync::Ordering::Relaxed) >= self.cap {
+            self.count.fetch_sub(1, crate::sync::Ordering::Relaxed);
+            return Err(ExpectError::TableFull);
+        }
+        let mut v = crate::sync::lock(&self.stripes[i]);
+        v.push(x);
+        self.lens[i].store(v.len() as u32, crate::sync::Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// `f` over every stripe, each locked in turn.
+    fn for_each_stripe<'a, R: 'a>(
+        &'a self,
+        mut f: impl FnMut(&Vec<Expectation>) -> R + 'a,
+    ) -> impl Iterator<Item = R> + 'a {
+        (0..EXPECT_STRIPES).map(move |j| f(&crate::sync::lock(&self.stripes[j])))
+    }
+
+    /// No expectation is registered (a hint: lock-free).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count.load(crate::sync::Ordering::Relaxed) == 0
+    }
+
+    /// Remove the expectations of `master`, or all expired ones when
+    /// `master` is `None`. Returns how many went.
+    pub(crate) fn purge(&self, master: Option<EntryId>, now: Instant) -> u64 {
+        let mut n = 0;
+        for j in 0..EXPECT_STRIPES {
+            if self.lens[j].load(crate::sync::Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut v = crate::sync::lock(&self.stripes[j]);
+            n += self.remove_where(j, &mut v, |o| match master {
+                Some(m) => o.master == m,
+                None => o.expires <= now,
+            });
+        }
+        n
+    }
+
+    /// Pending, unexpired expectations, oldest first.
+    pub(crate) fn list(&self, now: Instant) -> Vec<Expectation> {
+        let mut all: Vec<Expectation> = self
+            .for_each_stripe(|v| v.iter().filter(|x| x.expires > now).copied().collect::<Vec<_>>())
+            .flatten()
+            .collect();
+        all.sort_by_key(|x| x.created);
+        all
+    }
+}

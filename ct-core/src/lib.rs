@@ -22,6 +22,8 @@ pub mod invalid;
 pub mod listing;
 pub mod seq;
 pub mod status;
+mod store;
+mod sync;
 pub mod table;
 pub mod tcp;
 pub mod time;

@@ -209,9 +209,7 @@ mod tests {
             proto: ProtoState::Udp(UdpState::default()),
             mark: 0,
             helper: None,
-            master: None,
             counters: [Counter { packets: 3, bytes: 164 }, Counter { packets: 2, bytes: 112 }],
-            created: Instant::ZERO,
         }
     }
 

@@ -18,10 +18,12 @@
 //! open to a shared, lock-free table.
 
 use crate::config::CtConfig;
-use crate::expect::{EntryId, ExpectPolicy, ExpectRequest, Expectation, LineTrack};
+use crate::expect::{EntryId, ExpectPolicy, ExpectRequest, ExpectTable, Expectation, LineTrack};
 use crate::icmp::{self, IcmpClass};
 use crate::invalid::{InvalidCounters, InvalidReason};
 use crate::status::{CtInfo, CtState, Status};
+use crate::store::{wheel_list, wheel_second, Body, Class, HelperExt, Pool, CLASSES, WHEEL};
+use crate::sync::{lock, try_lock, AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::tcp::{TcpConntrack, TcpCx, TcpState, TcpVerdict};
 use crate::time::Instant;
 use crate::tuple::{proto, Addr, Dir, Tuple, Zone, L3};
@@ -30,7 +32,8 @@ use crate::wire::icmp::IcmpMsg;
 use crate::wire::udp::UdpDgram;
 use crate::wire::{checksum, parse_quoted_ip, Fragment, IpPacket, TcpSeg};
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 
 /// Protocol state stored inline in an entry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -85,11 +88,8 @@ pub struct Entry {
     pub proto: ProtoState,
     pub mark: u32,
     pub helper: Option<HelperSlot>,
-    /// The master connection, for entries created from an expectation.
-    pub master: Option<EntryId>,
     /// Packet and byte counters per direction (kept when `acct` is on).
     pub counters: [Counter; 2],
-    pub created: Instant,
 }
 
 impl Entry {
@@ -171,6 +171,9 @@ pub struct Stats {
     pub ignore: u64,
     pub insert: u64,
     pub insert_failed: u64,
+    /// New entries another worker had inserted first, the packet attached
+    /// to that entry (`clash_resolve`).
+    pub clash_resolve: u64,
     /// Packets dropped because the table was full.
     pub drop: u64,
     pub early_drop: u64,
@@ -255,12 +258,18 @@ pub enum ExpectError {
     TableFull,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Slot {
-    generation: u32,
-    entry: Option<Entry>,
-    /// Position on an early-drop list.
-    link: Link,
+/// What [`Conntrack::confirm`] did with a new entry.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Confirm {
+    /// Inserted, or nothing to insert (the packet belonged to an entry).
+    Inserted,
+    /// Another worker inserted the same connection first; the packet joins
+    /// that entry (UDP, UDP-Lite, GRE, generic: the kernel's clash
+    /// resolution; GRE since Linux 6.5).
+    ClashResolved,
+    /// Another worker inserted the same connection first and the protocol
+    /// does not allow a clash (TCP, ICMP): drop the packet (`insert_failed`).
+    Failed,
 }
 
 /// Parsed layer-4 view of a packet.
@@ -272,173 +281,317 @@ enum L4<'a> {
     Generic,
 }
 
-/// Slots scanned for an expired entry when the table is full and no
-/// early-drop candidate is left.
-const EVICTION_SCAN: usize = 64;
-/// No slot (end of an intrusive list).
-const NIL: u32 = u32::MAX;
+/// Timer-list entries a full pool reaps before it evicts anything.
+const EXPIRE_WHEN_FULL: usize = 64;
+/// Marks an [`EntryId`] slot of the IPv6 pool.
+const V6_SLOT: u32 = 1 << 31;
+/// Helper ids that have a name for listings.
+const HELPER_NAMES: usize = 32;
 
-/// The early-drop lists an entry can be on.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum EvictList {
-    /// Confirmed without ASSURED: evicted first.
-    Unassured = 0,
-    /// ASSURED TCP connections that started closing: evicted next.
-    Closing = 1,
+/// `Body::kind` values.
+mod kind {
+    pub(super) const GENERIC: u8 = 0;
+    pub(super) const TCP: u8 = 1;
+    pub(super) const UDP: u8 = 2;
+    pub(super) const ICMP: u8 = 3;
+    pub(super) const GRE: u8 = 4;
 }
 
-/// The list an entry belongs on, if any.
-fn evict_list(e: &Entry) -> Option<EvictList> {
-    if !e.status.contains(Status::CONFIRMED) {
-        None
-    } else if !e.status.contains(Status::ASSURED) {
-        Some(EvictList::Unassured)
+/// The eviction class of an entry in its present state.
+fn class_of(e: &Entry) -> Class {
+    if !e.status.contains(Status::ASSURED) {
+        Class::Unassured
     } else if e.can_early_drop() {
-        Some(EvictList::Closing)
+        Class::Closing
     } else {
-        None
+        Class::Kept
     }
 }
 
-/// Links of an intrusive doubly linked list through the slots.
-#[derive(Copy, Clone, Debug)]
-struct Link {
-    prev: u32,
-    next: u32,
-    list: Option<EvictList>,
+/// Write the mutable part of `e` into its stored form; the timer and
+/// helper-extension links stay.
+fn store_body(b: &mut Body, e: &Entry) {
+    b.set_deadline_ns(e.deadline.as_nanos());
+    b.status = e.status.bits();
+    b.mark = e.mark;
+    b.helper = e.helper.map_or(0, |h| h.id.saturating_add(1));
+    let mut w = [0u32; crate::tcp::PACKED_WORDS];
+    b.kind = match e.proto {
+        ProtoState::Tcp(t) => {
+            w = t.pack();
+            kind::TCP
+        }
+        ProtoState::Udp(u) => {
+            let ns = u.stream_ts.as_nanos();
+            w[0] = ns as u32;
+            w[1] = (ns >> 32) as u32;
+            kind::UDP
+        }
+        ProtoState::Icmp => kind::ICMP,
+        ProtoState::Gre { timeout, stream_timeout } => {
+            w[0] = timeout;
+            w[1] = stream_timeout;
+            kind::GRE
+        }
+        ProtoState::Generic => kind::GENERIC,
+    };
+    b.proto = w;
 }
 
-impl Default for Link {
-    fn default() -> Self {
-        Link { prev: NIL, next: NIL, list: None }
+fn load_proto(b: &Body) -> ProtoState {
+    let w = &b.proto;
+    match b.kind {
+        kind::TCP => ProtoState::Tcp(TcpState::unpack(w)),
+        kind::UDP => {
+            ProtoState::Udp(UdpState { stream_ts: Instant::from_nanos(u64::from(w[0]) | u64::from(w[1]) << 32) })
+        }
+        kind::ICMP => ProtoState::Icmp,
+        kind::GRE => ProtoState::Gre { timeout: w[0], stream_timeout: w[1] },
+        _ => ProtoState::Generic,
     }
 }
 
-#[derive(Copy, Clone, Debug)]
-struct ListHead {
-    head: u32,
-    tail: u32,
-}
-
-impl Default for ListHead {
-    fn default() -> Self {
-        ListHead { head: NIL, tail: NIL }
-    }
-}
-
-/// The table state behind the [`Conntrack`] handles.
+/// The table all handles share.
 #[derive(Debug)]
-struct Inner {
-    cfg: CtConfig,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    index: HashMap<(Zone, Tuple), (u32, Dir)>,
-    /// Allocated entries, unconfirmed ones included (`nf_conntrack_count`).
-    count: usize,
-    expects: Vec<Expectation>,
-    gc_cursor: usize,
-    evict_cursor: usize,
-    /// Early-drop candidates of the whole table, oldest first, so a full
-    /// table finds a victim wherever it is (not in a few buckets) in O(1);
-    /// indexed by [`EvictList`].
-    evict: [ListHead; 2],
-    stats: Stats,
-    invalid: InvalidCounters,
-    /// Connection events, when enabled.
-    events: Option<EventRing>,
+struct Store {
+    v4: Pool,
+    v6: Pool,
+    expects: ExpectTable,
+    ext: HelperExt,
+    /// Helper names by id, for listings (`helper=ftp`).
+    names: [OnceLock<&'static str>; HELPER_NAMES],
+    events: Mutex<Option<EventRing>>,
+    /// Whether `events` records; read on every event without the lock.
+    events_on: AtomicBool,
 }
 
-impl Inner {
-    fn new(cfg: CtConfig) -> Inner {
-        Inner {
-            cfg,
-            slots: Vec::new(),
-            free: Vec::new(),
-            index: HashMap::new(),
-            count: 0,
-            expects: Vec::new(),
-            gc_cursor: 0,
-            evict_cursor: 0,
-            evict: [ListHead::default(); 2],
-            stats: Stats::default(),
-            invalid: InvalidCounters::default(),
-            events: None,
+impl Store {
+    fn pool(&self, id: EntryId) -> (&Pool, u32) {
+        if id.slot & V6_SLOT != 0 {
+            (&self.v6, id.slot & !V6_SLOT)
+        } else {
+            (&self.v4, id.slot)
         }
     }
 
-    /// Record connection events ([`CtEvent`]) in a queue of at most `cap`
-    /// events, to be taken with [`Conntrack::drain_events`]; `cap == 0`
-    /// turns recording off (the default) and forgets queued events.
-    fn enable_events(&mut self, cap: usize) {
-        self.events = (cap > 0).then(|| EventRing { queue: VecDeque::with_capacity(cap.min(1024)), cap, lost: 0 });
+    fn family(&self, l3: L3) -> (&Pool, u32) {
+        match l3 {
+            L3::V4 => (&self.v4, 0),
+            L3::V6 => (&self.v6, V6_SLOT),
+        }
+    }
+
+    fn push_event(&self, ev: impl FnOnce() -> Option<CtEvent>) {
+        // Relaxed: a switch; the queue itself is behind its lock.
+        if !self.events_on.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(ev) = ev() {
+            if let Some(r) = lock(&self.events).as_mut() {
+                r.push(ev);
+            }
+        }
+    }
+
+    /// Lock the body of a live entry `id`, or `None` if it is gone.
+    fn locked(&self, id: EntryId) -> Option<MutexGuard<'_, Body>> {
+        let (pool, slot) = self.pool(id);
+        let g = lock(&pool.slot(slot)?.body);
+        (pool.gen(slot) == id.generation).then_some(g)
+    }
+
+    /// The listing view of a live entry (its body locked as `b`).
+    fn view(&self, id: EntryId, b: &Body) -> Option<Entry> {
+        let (pool, slot) = self.pool(id);
+        let (zone, orig) = pool.key(slot)?;
+        let helper = (b.helper != 0).then(|| {
+            let id = b.helper - 1;
+            let name = self.names.get(usize::from(id)).and_then(|n| n.get().copied()).unwrap_or("?");
+            let line = self.ext.line(b.ext).map(|l| *lock(l)).unwrap_or_default();
+            HelperSlot { id, name, line }
+        });
+        let counters = pool.counters(slot).map_or([Counter::default(); 2], |c| {
+            // Relaxed: statistics, written under the entry's lock.
+            let v = |i: usize| c[i].load(Ordering::Relaxed);
+            [Counter { packets: v(0), bytes: v(1) }, Counter { packets: v(2), bytes: v(3) }]
+        });
+        Some(Entry {
+            orig,
+            reply: orig.invert().unwrap_or(orig),
+            zone,
+            status: Status::from_bits_retain(b.status),
+            deadline: Instant::from_nanos(b.deadline_ns()),
+            proto: load_proto(b),
+            mark: b.mark,
+            helper,
+            counters,
+        })
+    }
+
+    /// Write a view back: body fields, helper line, counters.
+    fn write_back(&self, id: EntryId, b: &mut Body, e: &Entry) {
+        store_body(b, e);
+        let (pool, slot) = self.pool(id);
+        if let (Some(h), Some(l)) = (e.helper, self.ext.line(b.ext)) {
+            *lock(l) = h.line;
+        }
+        if let Some(c) = pool.counters(slot) {
+            let [o, r] = e.counters;
+            for (x, v) in c.iter().zip([o.packets, o.bytes, r.packets, r.bytes]) {
+                // Relaxed: statistics; writers hold the entry's lock.
+                x.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A handle on the connection table. Every worker thread has its own
+/// (from [`Conntrack::worker`]) with its own settings, statistics and
+/// INVALID counters; the entries, expectations and events are shared.
+#[derive(Debug)]
+pub struct Conntrack {
+    store: Arc<Store>,
+    cfg: CtConfig,
+    stats: Stats,
+    invalid: InvalidCounters,
+}
+
+impl Conntrack {
+    /// A new table, allocated now for `cfg.max_entries` IPv4 and
+    /// `cfg.max_entries_v6` IPv6 connections and `cfg.max_expectations`
+    /// expectations.
+    pub fn new(cfg: CtConfig) -> Conntrack {
+        let store = Store {
+            v4: Pool::new(L3::V4, cfg.max_entries, cfg.acct),
+            v6: Pool::new(L3::V6, cfg.max_entries_v6, cfg.acct),
+            expects: ExpectTable::new(cfg.max_expectations),
+            ext: HelperExt::new(cfg.max_expectations.max(1024) as usize),
+            names: std::array::from_fn(|_| OnceLock::new()),
+            events: Mutex::new(None),
+            events_on: AtomicBool::new(false),
+        };
+        Conntrack { store: Arc::new(store), cfg, stats: Stats::default(), invalid: InvalidCounters::default() }
+    }
+
+    /// Another handle on the same table, for another worker thread: the
+    /// same settings, statistics from zero.
+    pub fn worker(&self) -> Conntrack {
+        Conntrack {
+            store: Arc::clone(&self.store),
+            cfg: self.cfg.clone(),
+            stats: Stats::default(),
+            invalid: InvalidCounters::default(),
+        }
+    }
+
+    /// Record connection events ([`CtEvent`]) of all handles in a queue of
+    /// at most `cap` events, to be taken with [`Conntrack::drain_events`];
+    /// `cap == 0` turns recording off (the default) and forgets queued
+    /// events.
+    pub fn enable_events(&mut self, cap: usize) {
+        let mut q = lock(&self.store.events);
+        *q = (cap > 0).then(|| EventRing { queue: VecDeque::with_capacity(cap.min(1024)), cap, lost: 0 });
+        // Relaxed: the queue is published by its lock; the flag only
+        // saves taking it when recording is off.
+        self.store.events_on.store(cap > 0, Ordering::Relaxed);
     }
 
     /// Move the queued events, oldest first, to the end of `out`.
-    fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
-        if let Some(r) = self.events.as_mut() {
+    pub fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
+        if let Some(r) = lock(&self.store.events).as_mut() {
             out.extend(r.queue.drain(..));
         }
     }
 
     /// Events dropped because the queue was full.
-    fn events_lost(&self) -> u64 {
-        self.events.as_ref().map_or(0, |r| r.lost)
+    pub fn events_lost(&self) -> u64 {
+        lock(&self.store.events).as_ref().map_or(0, |r| r.lost)
     }
 
-    fn config(&self) -> &CtConfig {
+    pub fn config(&self) -> &CtConfig {
         &self.cfg
     }
 
-    /// Replace the settings; existing entries keep their deadlines.
-    fn set_config(&mut self, cfg: CtConfig) {
+    /// Replace this handle's settings; existing entries keep their
+    /// deadlines. Sizes (`max_entries*`, `max_expectations`, `acct`'s
+    /// counters) were fixed when the table was made.
+    pub fn set_config(&mut self, cfg: CtConfig) {
         self.cfg = cfg;
     }
 
-    fn stats(&self) -> &Stats {
+    /// This handle's statistics.
+    pub fn stats(&self) -> &Stats {
         &self.stats
     }
 
-    fn invalid_counters(&self) -> &InvalidCounters {
+    /// This handle's INVALID counters.
+    pub fn invalid_counters(&self) -> &InvalidCounters {
         &self.invalid
     }
 
-    /// Allocated entries, unconfirmed ones included.
-    fn count(&self) -> usize {
-        self.count
+    /// Allocated entries, unconfirmed ones included (`nf_conntrack_count`).
+    pub fn count(&self) -> usize {
+        self.store.v4.used() + self.store.v6.used()
     }
 
-    fn entry(&self, id: EntryId) -> Option<&Entry> {
-        self.slots.get(id.slot as usize).filter(|s| s.generation == id.generation).and_then(|s| s.entry.as_ref())
+    /// Entries the table can hold: IPv4 and IPv6.
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.store.v4.capacity(), self.store.v6.capacity())
     }
 
-    fn entry_mut(&mut self, id: EntryId) -> Option<&mut Entry> {
-        self.slots.get_mut(id.slot as usize).filter(|s| s.generation == id.generation).and_then(|s| s.entry.as_mut())
+    /// A snapshot of one entry.
+    pub fn entry(&self, id: EntryId) -> Option<Entry> {
+        let g = self.store.locked(id)?;
+        self.store.view(id, &g)
     }
 
-    /// Confirmed, unexpired entries, in slot order.
-    fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, &Entry)> + '_ {
-        self.slots.iter().enumerate().filter_map(move |(i, s)| {
-            let e = s.entry.as_ref()?;
-            let id = EntryId { slot: u32::try_from(i).ok()?, generation: s.generation };
-            (e.status.contains(Status::CONFIRMED) && !e.is_expired(now)).then_some((id, e))
-        })
+    /// The status bits of an entry.
+    pub fn status(&self, id: EntryId) -> Option<Status> {
+        self.store.locked(id).map(|g| Status::from_bits_retain(g.status))
     }
 
-    /// Pending, unexpired expectations.
-    fn expectations(&self, now: Instant) -> impl Iterator<Item = &Expectation> + '_ {
-        self.expects.iter().filter(move |x| x.expires > now)
+    /// Snapshots of the confirmed, unexpired entries: IPv4 then IPv6, in
+    /// slot order.
+    pub fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, Entry)> {
+        let mut v = Vec::new();
+        for (pool, tag) in [(&self.store.v4, 0), (&self.store.v6, V6_SLOT)] {
+            for slot in 0..pool.capacity() as u32 {
+                let gen = pool.gen(slot);
+                if gen & 1 == 1 {
+                    continue;
+                }
+                let id = EntryId { slot: slot | tag, generation: gen };
+                let Some(g) = self.store.locked(id) else { continue };
+                let live =
+                    Status::from_bits_retain(g.status).contains(Status::CONFIRMED) && g.deadline_ns() > now.as_nanos();
+                if let Some(e) = live.then(|| self.store.view(id, &g)).flatten() {
+                    v.push((id, e));
+                }
+            }
+        }
+        v.into_iter()
+    }
+
+    /// Pending, unexpired expectations, oldest first.
+    pub fn expectations(&self, now: Instant) -> impl Iterator<Item = Expectation> {
+        self.store.expects.list(now).into_iter()
     }
 
     /// Look up a tuple; an expired entry counts as absent and is reaped.
-    fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
-        let &(slot, dir) = self.index.get(&(zone, *t))?;
-        let s = &self.slots[slot as usize];
-        let id = EntryId { slot, generation: s.generation };
-        if s.entry.as_ref().is_some_and(|e| e.is_expired(now)) {
-            self.kill(id);
+    pub fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
+        let (pool, tag) = self.store.family(t.l3);
+        let inv = t.invert();
+        let f = pool.find(zone, t, inv.as_ref())?;
+        let id = EntryId { slot: f.slot | tag, generation: f.gen };
+        let mut g = self.store.locked(id)?;
+        if !Status::from_bits_retain(g.status).contains(Status::CONFIRMED) {
             return None;
         }
-        Some((id, dir))
+        if g.deadline_ns() <= now.as_nanos() {
+            kill_locked(&self.store, &mut self.stats, id, &mut g);
+            return None;
+        }
+        Some((id, f.dir))
     }
 
     // ---------------------------------------------------------------
@@ -446,7 +599,7 @@ impl Inner {
     // ---------------------------------------------------------------
 
     /// Track one IP packet. See the module documentation for the protocol.
-    fn track(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Outcome {
+    pub fn track(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Outcome {
         if tmpl.notrack {
             self.stats.untracked += 1;
             return Outcome::untracked();
@@ -464,7 +617,6 @@ impl Inner {
         }
         out
     }
-
     fn track_inner(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Result<Outcome, InvalidReason> {
         if ip.fragment == Fragment::NonFirst {
             return Err(InvalidReason::Fragment);
@@ -535,7 +687,7 @@ impl Inner {
         now: Instant,
     ) -> Result<Outcome, InvalidReason> {
         // A TCP re-open (`-NF_REPEAT`) kills the old entry and goes round once more.
-        for _ in 0..2 {
+        for _ in 0..3 {
             match self.lookup(tmpl.zone, &tuple, now) {
                 Some((id, dir)) => {
                     self.stats.found += 1;
@@ -550,7 +702,8 @@ impl Inner {
         Err(InvalidReason::TcpInvalidTransition)
     }
 
-    /// A packet of a confirmed entry. `Ok(None)` asks for a repeat.
+    /// A packet of a confirmed entry. `Ok(None)` asks for a repeat (the
+    /// entry was re-opened, or went away before it could be locked).
     fn existing(
         &mut self,
         id: EntryId,
@@ -559,76 +712,42 @@ impl Inner {
         l4: &L4<'_>,
         now: Instant,
     ) -> Result<Option<Outcome>, InvalidReason> {
-        let cfg = &self.cfg;
-        let Some(e) = self.slots[id.slot as usize].entry.as_mut() else {
-            return Err(InvalidReason::TcpInvalidTransition);
-        };
+        let store = &*self.store;
+        let Some(mut g) = self.store.locked(id) else { return Ok(None) };
+        let Some(mut e) = store.view(id, &g) else { return Ok(None) };
+        if !e.status.contains(Status::CONFIRMED) {
+            return Ok(None);
+        }
         let info = ctinfo(e.status, dir);
-        let before = self.events.is_some().then(|| update_key(e));
-        let mut delete = false;
-        let cx = TcpCx { dir, status: e.status, confirmed: true, remaining: e.remaining(now) };
-        match (&mut e.proto, l4) {
-            (ProtoState::Tcp(st), L4::Tcp(seg)) => match st.packet(&cx, seg, cfg) {
-                TcpVerdict::Accept { timeout, set_assured, delete: del } => {
-                    if del {
-                        account(e, cfg, dir, ip);
-                        delete = true;
-                    } else if let Some(t) = timeout {
-                        refresh(e, cfg, dir, ip, now, t);
-                    }
-                    if set_assured {
-                        e.status |= Status::ASSURED;
-                    }
-                }
-                TcpVerdict::Ignore => self.stats.ignore += 1,
-                TcpVerdict::Invalid { reason, timeout } => {
-                    if let Some(t) = timeout {
-                        e.deadline = now + t;
-                    }
-                    return Err(reason);
-                }
-                TcpVerdict::Repeat => {
-                    self.kill(id);
-                    return Ok(None);
-                }
-            },
-            (ProtoState::Udp(st), L4::Udp) => {
-                let r = st.packet(e.status, now, cfg.udp, cfg.udp_stream);
-                refresh(e, cfg, dir, ip, now, r.timeout);
-                if r.set_assured {
-                    e.status |= Status::ASSURED;
-                }
+        let (old_deadline, before) = (g.deadline_ns(), update_key(&e));
+        let (pool, slot) = store.pool(id);
+        match update(&self.cfg, &mut self.stats, &mut e, dir, ip, l4, now) {
+            Err(Some(reason)) => {
+                // An INVALID packet may still have moved the deadline.
+                store.write_back(id, &mut g, &e);
+                pool.refile(slot, &mut g, class_of(&e), old_deadline);
+                Err(reason)
             }
-            (ProtoState::Gre { timeout, stream_timeout }, L4::Gre(_)) => {
-                let secs = |s: &u32| Duration::from_secs(u64::from(*s));
-                let r = udp::gre_packet(e.status, secs(timeout), secs(stream_timeout));
-                refresh(e, cfg, dir, ip, now, r.timeout);
-                if r.set_assured {
-                    e.status |= Status::ASSURED;
+            Err(None) => {
+                kill_locked(store, &mut self.stats, id, &mut g);
+                Ok(None)
+            }
+            Ok(true) => {
+                store.write_back(id, &mut g, &e);
+                kill_locked(store, &mut self.stats, id, &mut g);
+                Ok(Some(Outcome::attached(info, None, false)))
+            }
+            Ok(false) => {
+                store.write_back(id, &mut g, &e);
+                pool.refile(slot, &mut g, class_of(&e), old_deadline);
+                if update_key(&e) != before {
+                    store.push_event(|| {
+                        Some(CtEvent { kind: EventKind::Update, remaining: Some(e.remaining(now)), entry: e })
+                    });
                 }
-            }
-            (ProtoState::Icmp, L4::Icmp(_)) => {
-                let t = if e.orig.l3 == L3::V4 { cfg.icmp } else { cfg.icmpv6 };
-                refresh(e, cfg, dir, ip, now, t);
-            }
-            (ProtoState::Generic, L4::Generic) => refresh(e, cfg, dir, ip, now, cfg.generic),
-            // The tuple carries the protocol, so the kinds always agree.
-            _ => return Err(InvalidReason::TcpInvalidTransition),
-        }
-        if dir == Dir::Reply {
-            e.status |= Status::SEEN_REPLY;
-        }
-        if let (Some(before), Some(ring)) = (before, self.events.as_mut()) {
-            if !delete && update_key(e) != before {
-                ring.push(CtEvent { kind: EventKind::Update, entry: e.clone(), remaining: Some(e.remaining(now)) });
+                Ok(Some(Outcome::attached(info, Some(id), false)))
             }
         }
-        if delete {
-            self.kill(id);
-            return Ok(Some(Outcome::attached(info, None, false)));
-        }
-        self.relist(id.slot);
-        Ok(Some(Outcome::attached(info, Some(id), false)))
     }
 
     /// The first packet of an unknown tuple (`init_conntrack`).
@@ -641,17 +760,15 @@ impl Inner {
         now: Instant,
     ) -> Result<Outcome, InvalidReason> {
         let reply = orig.invert().ok_or(InvalidReason::IcmpNoInverse)?;
-        if !self.make_room(now) {
+        if !self.make_room(orig.l3, now) {
             self.stats.drop += 1;
             return Ok(Outcome::full());
         }
         // The expectation is consumed at allocation, whatever happens next.
         let mut status = Status::empty();
-        let mut master = None;
         let mut mark = 0;
         if let Some(exp) = self.take_expectation(&orig, tmpl.zone, now) {
             status |= Status::EXPECTED;
-            master = Some(exp.master);
             mark = self.entry(exp.master).map_or(0, |m| m.mark);
         }
         let helper = tmpl.helper.map(|(id, name)| HelperSlot { id, name, line: LineTrack::default() });
@@ -668,9 +785,7 @@ impl Inner {
             proto: ProtoState::Generic,
             mark,
             helper,
-            master,
             counters: [Counter::default(); 2],
-            created: now,
         };
         match l4 {
             L4::Tcp(seg) => {
@@ -715,7 +830,10 @@ impl Inner {
             L4::Generic => refresh(&mut e, cfg, Dir::Original, ip, now, cfg.generic),
         }
         let info = ctinfo(e.status, Dir::Original);
-        let id = self.alloc(e);
+        let Some(id) = self.alloc(&e, tmpl.helper) else {
+            self.stats.drop += 1;
+            return Ok(Outcome::full());
+        };
         Ok(Outcome::attached(info, Some(id), true))
     }
 
@@ -756,351 +874,46 @@ impl Inner {
     }
 
     /// Confirm the entry the packet created, after the ruleset accepted it
-    /// (and its helper ran). A no-op for packets of confirmed entries.
-    fn confirm(&mut self, out: &Outcome, now: Instant) {
-        let Some(id) = out.conn.filter(|_| out.new) else { return };
-        let Some(e) = self.entry(id) else { return };
-        let keys = [((e.zone, e.orig), Dir::Original), ((e.zone, e.reply), Dir::Reply)];
-        if keys.iter().any(|(k, _)| self.index.contains_key(k)) {
-            // Single writer: only reachable if two unconfirmed entries race.
-            self.stats.insert_failed += 1;
-            self.kill(id);
-            return;
+    /// (and its helper ran); a no-op for packets of confirmed entries. If
+    /// another worker confirmed the same connection meanwhile, this entry is
+    /// dropped and the result says what becomes of the packet.
+    pub fn confirm(&mut self, out: &Outcome, now: Instant) -> Confirm {
+        let Some(id) = out.conn.filter(|_| out.new) else { return Confirm::Inserted };
+        let store = &*self.store;
+        let Some(mut g) = self.store.locked(id) else { return Confirm::Inserted };
+        let (pool, slot) = store.pool(id);
+        let Some((zone, orig)) = pool.key(slot) else { return Confirm::Inserted };
+        let reply = orig.invert().unwrap_or(orig);
+        if pool.link(slot, zone, &orig, &reply).is_err() {
+            // K-CORE `__nf_ct_resolve_clash`: without NAT the two entries
+            // are the same connection (or exact reverses), so protocols that
+            // allow clashes attach the packet to the winner.
+            let kind = g.kind;
+            kill_locked(store, &mut self.stats, id, &mut g);
+            return match kind {
+                kind::UDP | kind::GENERIC | kind::GRE => {
+                    self.stats.clash_resolve += 1;
+                    Confirm::ClashResolved
+                }
+                _ => {
+                    self.stats.insert_failed += 1;
+                    Confirm::Failed
+                }
+            };
         }
-        for (k, d) in keys {
-            self.index.insert(k, (id.slot, d));
-        }
-        if let Some(e) = self.entry_mut(id) {
-            e.status |= Status::CONFIRMED;
-        }
-        self.relist(id.slot);
+        g.status |= Status::CONFIRMED.bits();
+        let Some(e) = store.view(id, &g) else { return Confirm::Inserted };
+        pool.file(slot, &mut g, class_of(&e));
         self.stats.insert += 1;
-        if let Some(ring) = self.events.as_mut() {
-            if let Some(e) = self.slots[id.slot as usize].entry.as_ref() {
-                ring.push(CtEvent { kind: EventKind::New, entry: e.clone(), remaining: Some(e.remaining(now)) });
-            }
-        }
-    }
-
-    /// Forget the unconfirmed entry of a dropped packet.
-    fn discard(&mut self, out: &Outcome) {
-        if let Some(id) = out.conn.filter(|_| out.new) {
-            self.kill(id);
-        }
-    }
-
-    /// The helper state of a connection with the tuples it needs.
-    fn helper_state(&mut self, id: EntryId) -> Option<(Tuple, Tuple, Zone, &mut HelperSlot)> {
-        let e = self.entry_mut(id)?;
-        let (o, r, z) = (e.orig, e.reply, e.zone);
-        Some((o, r, z, e.helper.as_mut()?))
-    }
-
-    /// Set a connection's mark (`CONNMARK`/`ct mark set`).
-    fn set_mark(&mut self, id: EntryId, mark: u32) {
-        if let Some(e) = self.entry_mut(id) {
-            e.mark = mark;
-        }
-    }
-
-    // ---------------------------------------------------------------
-    // Allocation, deletion, expiry
-    // ---------------------------------------------------------------
-
-    fn alloc(&mut self, e: Entry) -> EntryId {
-        self.count += 1;
-        if let Some(slot) = self.free.pop() {
-            let s = &mut self.slots[slot as usize];
-            s.entry = Some(e);
-            return EntryId { slot, generation: s.generation };
-        }
-        let slot = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        self.slots.push(Slot { generation: 0, entry: Some(e), link: Link::default() });
-        EntryId { slot, generation: 0 }
-    }
-
-    /// Remove an entry (confirmed or not) and its pending expectations.
-    fn kill(&mut self, id: EntryId) -> bool {
-        let Some(s) = self.slots.get_mut(id.slot as usize).filter(|s| s.generation == id.generation) else {
-            return false;
-        };
-        let Some(e) = s.entry.take() else { return false };
-        s.generation = s.generation.wrapping_add(1);
-        self.unlink(id.slot);
-        self.free.push(id.slot);
-        self.count -= 1;
-        if e.status.contains(Status::CONFIRMED) {
-            self.index.remove(&(e.zone, e.orig));
-            self.index.remove(&(e.zone, e.reply));
-            self.stats.delete += 1;
-            if let Some(ring) = self.events.as_mut() {
-                ring.push(CtEvent { kind: EventKind::Destroy, entry: e, remaining: None });
-            }
-        }
-        let before = self.expects.len();
-        self.expects.retain(|x| x.master != id);
-        self.stats.expect_delete += (before - self.expects.len()) as u64;
-        true
-    }
-
-    /// Take a slot off its early-drop list.
-    fn unlink(&mut self, slot: u32) {
-        let Some(link) = self.slots.get(slot as usize).map(|s| s.link) else { return };
-        let Some(list) = link.list else { return };
-        match link.prev {
-            NIL => self.evict[list as usize].head = link.next,
-            p => self.slots[p as usize].link.next = link.next,
-        }
-        match link.next {
-            NIL => self.evict[list as usize].tail = link.prev,
-            n => self.slots[n as usize].link.prev = link.prev,
-        }
-        self.slots[slot as usize].link = Link::default();
-    }
-
-    /// Put a slot on the early-drop list its entry belongs on now (at the
-    /// tail when it moves), or on none.
-    fn relist(&mut self, slot: u32) {
-        let Some(s) = self.slots.get(slot as usize) else { return };
-        let want = s.entry.as_ref().and_then(evict_list);
-        if want == s.link.list {
-            return;
-        }
-        self.unlink(slot);
-        let Some(list) = want else { return };
-        let tail = self.evict[list as usize].tail;
-        self.slots[slot as usize].link = Link { prev: tail, next: NIL, list: Some(list) };
-        match tail {
-            NIL => self.evict[list as usize].head = slot,
-            t => self.slots[t as usize].link.next = slot,
-        }
-        self.evict[list as usize].tail = slot;
-    }
-
-    /// Ensure there is room for one more entry (`nf_conntrack_max`), like
-    /// `early_drop` but over the whole table's candidates, in O(1): the
-    /// oldest non-ASSURED entry, else the oldest closing TCP connection,
-    /// else an expired entry. An ASSURED connection that is not closing is
-    /// never evicted.
-    fn make_room(&mut self, now: Instant) -> bool {
-        let max = self.cfg.max_entries as usize;
-        if max == 0 || self.count < max {
-            return true;
-        }
-        for list in [EvictList::Unassured, EvictList::Closing] {
-            let head = self.evict[list as usize].head;
-            if head != NIL {
-                let s = &self.slots[head as usize];
-                let expired = s.entry.as_ref().is_some_and(|e| e.is_expired(now));
-                let id = EntryId { slot: head, generation: s.generation };
-                self.kill(id);
-                if !expired {
-                    self.stats.early_drop += 1;
-                }
-                return true;
-            }
-        }
-        // No candidate: an expired entry the collector has not reached yet.
-        let n = self.slots.len();
-        for _ in 0..EVICTION_SCAN.min(n) {
-            let i = self.evict_cursor % n;
-            self.evict_cursor = self.evict_cursor.wrapping_add(1);
-            let s = &self.slots[i];
-            if s.entry.as_ref().is_some_and(|e| e.status.contains(Status::CONFIRMED) && e.is_expired(now)) {
-                let id = EntryId { slot: i as u32, generation: s.generation };
-                self.kill(id);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Reap expired entries and expectations, visiting at most `budget`
-    /// slots. Returns the number of entries removed.
-    fn gc(&mut self, now: Instant, budget: usize) -> usize {
-        let before = self.expects.len();
-        self.expects.retain(|x| x.expires > now);
-        self.stats.expect_delete += (before - self.expects.len()) as u64;
-        let n = self.slots.len();
-        let mut reaped = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.gc_cursor % n;
-            self.gc_cursor = self.gc_cursor.wrapping_add(1);
-            let s = &self.slots[i];
-            if s.entry.as_ref().is_some_and(|e| e.status.contains(Status::CONFIRMED) && e.is_expired(now)) {
-                let id = EntryId { slot: i as u32, generation: s.generation };
-                reaped += usize::from(self.kill(id));
-            }
-        }
-        reaped
-    }
-
-    // ---------------------------------------------------------------
-    // Expectations
-    // ---------------------------------------------------------------
-
-    /// Register an expectation for `master` (`nf_ct_expect_related`).
-    fn expect(
-        &mut self,
-        master: EntryId,
-        req: ExpectRequest,
-        policy: ExpectPolicy,
-        helper: &'static str,
-        now: Instant,
-    ) -> Result<(), ExpectError> {
-        let zone = self.entry(master).ok_or(ExpectError::NoMaster)?.zone;
-        self.expects.retain(|x| x.expires > now);
-        // An identical expectation of the same master is replaced; one of
-        // another master (or class) is refused; any overlap is a clash.
-        let mut i = 0;
-        while i < self.expects.len() {
-            let x = &self.expects[i];
-            if x.req.tuple == req.tuple
-                && x.req.match_src_addr == req.match_src_addr
-                && x.req.match_sport == req.match_sport
-                && x.zone == zone
-            {
-                if x.master != master || x.req.class != req.class {
-                    return Err(ExpectError::Already);
-                }
-                self.expects.remove(i);
-                self.stats.expect_delete += 1;
-                continue;
-            }
-            if x.clashes(&req, zone) {
-                return Err(ExpectError::Busy);
-            }
-            i += 1;
-        }
-        if policy.max_expected > 0 {
-            let mine = |x: &Expectation| x.master == master && x.req.class == req.class;
-            while self.expects.iter().filter(|x| mine(x)).count() >= policy.max_expected as usize {
-                // Oldest first: expectations are kept in registration order.
-                let Some(pos) = self.expects.iter().position(mine) else { break };
-                self.expects.remove(pos);
-                self.stats.expect_delete += 1;
-            }
-        }
-        if self.expects.len() >= self.cfg.max_expectations as usize {
-            return Err(ExpectError::TableFull);
-        }
-        self.expects.push(Expectation { req, zone, master, helper, created: now, expires: now + policy.timeout });
-        self.stats.expect_create += 1;
-        Ok(())
-    }
-
-    /// Find and unlink the expectation a new connection matches. The
-    /// master must be confirmed.
-    fn take_expectation(&mut self, t: &Tuple, zone: Zone, now: Instant) -> Option<Expectation> {
-        if self.expects.is_empty() {
-            return None;
-        }
-        let pos = self.expects.iter().position(|x| {
-            x.expires > now
-                && x.matches(t, zone)
-                && self.entry(x.master).is_some_and(|m| m.status.contains(Status::CONFIRMED) && !m.is_expired(now))
-        })?;
-        self.stats.expect_new += 1;
-        Some(self.expects.remove(pos))
-    }
-}
-
-/// A handle on the connection table. [`Conntrack::worker`] makes another
-/// handle on the same table for another thread.
-#[derive(Debug)]
-pub struct Conntrack {
-    inner: std::sync::Arc<std::sync::Mutex<Inner>>,
-}
-
-impl Conntrack {
-    pub fn new(cfg: CtConfig) -> Conntrack {
-        Conntrack { inner: std::sync::Arc::new(std::sync::Mutex::new(Inner::new(cfg))) }
-    }
-
-    /// Another handle on the same table, for another worker thread.
-    pub fn worker(&self) -> Conntrack {
-        Conntrack { inner: std::sync::Arc::clone(&self.inner) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Record connection events ([`CtEvent`]) in a queue of at most `cap`
-    /// events, to be taken with [`Conntrack::drain_events`]; `cap == 0`
-    /// turns recording off (the default) and forgets queued events.
-    pub fn enable_events(&mut self, cap: usize) {
-        self.lock().enable_events(cap);
-    }
-
-    /// Move the queued events, oldest first, to the end of `out`.
-    pub fn drain_events(&mut self, out: &mut Vec<CtEvent>) {
-        self.lock().drain_events(out);
-    }
-
-    /// Events dropped because the queue was full.
-    pub fn events_lost(&self) -> u64 {
-        self.lock().events_lost()
-    }
-
-    pub fn config(&self) -> CtConfig {
-        self.lock().config().clone()
-    }
-
-    /// Replace the settings; existing entries keep their deadlines.
-    pub fn set_config(&mut self, cfg: CtConfig) {
-        self.lock().set_config(cfg);
-    }
-
-    pub fn stats(&self) -> Stats {
-        self.lock().stats().clone()
-    }
-
-    pub fn invalid_counters(&self) -> InvalidCounters {
-        self.lock().invalid_counters().clone()
-    }
-
-    /// Allocated entries, unconfirmed ones included.
-    pub fn count(&self) -> usize {
-        self.lock().count()
-    }
-
-    /// A snapshot of one entry.
-    pub fn entry(&self, id: EntryId) -> Option<Entry> {
-        self.lock().entry(id).cloned()
-    }
-
-    /// Snapshots of the confirmed, unexpired entries, in slot order.
-    pub fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, Entry)> {
-        let v: Vec<(EntryId, Entry)> = self.lock().entries(now).map(|(id, e)| (id, e.clone())).collect();
-        v.into_iter()
-    }
-
-    /// Pending, unexpired expectations.
-    pub fn expectations(&self, now: Instant) -> impl Iterator<Item = Expectation> {
-        let v: Vec<Expectation> = self.lock().expectations(now).cloned().collect();
-        v.into_iter()
-    }
-
-    /// Look up a tuple; an expired entry counts as absent and is reaped.
-    pub fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
-        self.lock().lookup(zone, t, now)
-    }
-
-    /// Track one IP packet. See the module documentation for the protocol.
-    pub fn track(&mut self, ip: &IpPacket<'_>, tmpl: &Template, now: Instant) -> Outcome {
-        self.lock().track(ip, tmpl, now)
-    }
-
-    /// Confirm the entry the packet created, after the ruleset accepted it
-    /// (and its helper ran). A no-op for packets of confirmed entries.
-    pub fn confirm(&mut self, out: &Outcome, now: Instant) {
-        self.lock().confirm(out, now);
+        store.push_event(|| Some(CtEvent { kind: EventKind::New, remaining: Some(e.remaining(now)), entry: e }));
+        Confirm::Inserted
     }
 
     /// Forget the unconfirmed entry of a dropped packet.
     pub fn discard(&mut self, out: &Outcome) {
-        self.lock().discard(out);
+        if let Some(id) = out.conn.filter(|_| out.new) {
+            self.kill(id);
+        }
     }
 
     /// Run `f` on a connection's helper state, with its tuples and zone,
@@ -1110,26 +923,86 @@ impl Conntrack {
         id: EntryId,
         f: impl FnOnce(&Tuple, &Tuple, Zone, &mut HelperSlot) -> R,
     ) -> Option<R> {
-        let mut g = self.lock();
-        let (o, r, z, slot) = g.helper_state(id)?;
-        Some(f(&o, &r, z, slot))
+        let g = self.store.locked(id)?;
+        let e = self.store.view(id, &g)?;
+        let mut h = e.helper?;
+        let r = f(&e.orig, &e.reply, e.zone, &mut h);
+        if let Some(l) = self.store.ext.line(g.ext) {
+            *lock(l) = h.line;
+        }
+        Some(r)
     }
 
     /// Set a connection's mark (`CONNMARK`/`ct mark set`).
     pub fn set_mark(&mut self, id: EntryId, mark: u32) {
-        self.lock().set_mark(id, mark);
+        if let Some(mut g) = self.store.locked(id) {
+            g.mark = mark;
+        }
     }
 
     /// Remove an entry (confirmed or not) and its pending expectations.
     pub fn kill(&mut self, id: EntryId) -> bool {
-        self.lock().kill(id)
+        let Some(mut g) = self.store.locked(id) else { return false };
+        kill_locked(&self.store, &mut self.stats, id, &mut g);
+        true
     }
 
-    /// Reap expired entries and expectations with bounded work. Returns the
-    /// number of entries removed.
-    pub fn gc(&mut self, now: Instant, budget: usize) -> usize {
-        self.lock().gc(now, budget)
+    /// Allocate and fill a slot for the new (unconfirmed) entry `e`.
+    fn alloc(&mut self, e: &Entry, helper: Option<(u8, &'static str)>) -> Option<EntryId> {
+        let (pool, tag) = self.store.family(e.orig.l3);
+        let (slot, gen) = pool.alloc(e.zone, &e.orig)?;
+        let id = EntryId { slot: slot | tag, generation: gen };
+        let mut g = lock(&pool.slot(slot)?.body);
+        if let Some((hid, name)) = helper {
+            if let Some(n) = self.store.names.get(usize::from(hid)) {
+                let _ = n.set(name);
+            }
+            g.ext = self.store.ext.alloc().unwrap_or(0);
+        }
+        self.store.write_back(id, &mut g, e);
+        Some(id)
     }
+
+    /// Ensure the pool for family `l3` has room for one more entry
+    /// (`nf_conntrack_max`): reap what is due, then evict like the kernel's
+    /// `early_drop` but over the whole table's candidates: the entry
+    /// nearest expiry that is not ASSURED, else the nearest closing TCP
+    /// connection. An ASSURED connection that is not closing is never
+    /// evicted.
+    fn make_room(&mut self, l3: L3, now: Instant) -> bool {
+        let store = &*self.store;
+        let (pool, tag) = store.family(l3);
+        if pool.used() < pool.capacity() {
+            return true;
+        }
+        expire(store, &mut self.stats, pool, tag, now, EXPIRE_WHEN_FULL);
+        if pool.used() < pool.capacity() {
+            return true;
+        }
+        for class in [Class::Unassured, Class::Closing] {
+            if let Some(expired) = evict_one(store, &mut self.stats, pool, tag, class, now) {
+                if !expired {
+                    self.stats.early_drop += 1;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Reap expired entries and expectations: advance the timer wheels,
+    /// examining at most `budget` entries. Returns the number of entries
+    /// removed.
+    pub fn gc(&mut self, now: Instant, budget: usize) -> usize {
+        let store = &*self.store;
+        self.stats.expect_delete += store.expects.purge(None, now);
+        let n = expire(store, &mut self.stats, &store.v4, 0, now, budget);
+        n + expire(store, &mut self.stats, &store.v6, V6_SLOT, now, budget.saturating_sub(n))
+    }
+
+    // ---------------------------------------------------------------
+    // Expectations
+    // ---------------------------------------------------------------
 
     /// Register an expectation for `master` (`nf_ct_expect_related`).
     pub fn expect(
@@ -1140,8 +1013,191 @@ impl Conntrack {
         helper: &'static str,
         now: Instant,
     ) -> Result<(), ExpectError> {
-        self.lock().expect(master, req, policy, helper, now)
+        let zone = {
+            let _g = self.store.locked(master).ok_or(ExpectError::NoMaster)?;
+            let (pool, slot) = self.store.pool(master);
+            pool.key(slot).ok_or(ExpectError::NoMaster)?.0
+        };
+        let x = Expectation { req, zone, master, helper, created: now, expires: now + policy.timeout };
+        let removed = self.store.expects.insert(x, policy.max_expected)?;
+        self.stats.expect_delete += removed;
+        self.stats.expect_create += 1;
+        Ok(())
     }
+
+    /// Claim the expectation a new connection matches. The master must be
+    /// confirmed and alive.
+    fn take_expectation(&mut self, t: &Tuple, zone: Zone, now: Instant) -> Option<Expectation> {
+        let alive = |m: EntryId| {
+            self.store.locked(m).is_some_and(|g| {
+                Status::from_bits_retain(g.status).contains(Status::CONFIRMED) && g.deadline_ns() > now.as_nanos()
+            })
+        };
+        let (x, stale) = self.store.expects.take(t, zone, now, alive);
+        self.stats.expect_delete += stale;
+        if x.is_some() {
+            self.stats.expect_new += 1;
+        }
+        x
+    }
+}
+
+/// Run the L4 tracker on a confirmed entry's view. `Ok(true)`: delete
+/// the entry after this packet; `Err(None)`: a TCP re-open, kill it and
+/// look again.
+fn update(
+    cfg: &CtConfig,
+    stats: &mut Stats,
+    e: &mut Entry,
+    dir: Dir,
+    ip: &IpPacket<'_>,
+    l4: &L4<'_>,
+    now: Instant,
+) -> Result<bool, Option<InvalidReason>> {
+    let mut delete = false;
+    let cx = TcpCx { dir, status: e.status, confirmed: true, remaining: e.remaining(now) };
+    match (&mut e.proto, l4) {
+        (ProtoState::Tcp(st), L4::Tcp(seg)) => match st.packet(&cx, seg, cfg) {
+            TcpVerdict::Accept { timeout, set_assured, delete: del } => {
+                if del {
+                    account(e, cfg, dir, ip);
+                    delete = true;
+                } else if let Some(t) = timeout {
+                    refresh(e, cfg, dir, ip, now, t);
+                }
+                if set_assured {
+                    e.status |= Status::ASSURED;
+                }
+            }
+            TcpVerdict::Ignore => stats.ignore += 1,
+            TcpVerdict::Invalid { reason, timeout } => {
+                if let Some(t) = timeout {
+                    e.deadline = now + t;
+                }
+                return Err(Some(reason));
+            }
+            TcpVerdict::Repeat => return Err(None),
+        },
+        (ProtoState::Udp(st), L4::Udp) => {
+            let r = st.packet(e.status, now, cfg.udp, cfg.udp_stream);
+            refresh(e, cfg, dir, ip, now, r.timeout);
+            if r.set_assured {
+                e.status |= Status::ASSURED;
+            }
+        }
+        (ProtoState::Gre { timeout, stream_timeout }, L4::Gre(_)) => {
+            let secs = |s: &u32| Duration::from_secs(u64::from(*s));
+            let r = udp::gre_packet(e.status, secs(timeout), secs(stream_timeout));
+            refresh(e, cfg, dir, ip, now, r.timeout);
+            if r.set_assured {
+                e.status |= Status::ASSURED;
+            }
+        }
+        (ProtoState::Icmp, L4::Icmp(_)) => {
+            let t = if e.orig.l3 == L3::V4 { cfg.icmp } else { cfg.icmpv6 };
+            refresh(e, cfg, dir, ip, now, t);
+        }
+        (ProtoState::Generic, L4::Generic) => refresh(e, cfg, dir, ip, now, cfg.generic),
+        // The tuple carries the protocol, so the kinds always agree.
+        _ => return Err(Some(InvalidReason::TcpInvalidTransition)),
+    }
+    if dir == Dir::Reply {
+        e.status |= Status::SEEN_REPLY;
+    }
+    Ok(delete)
+}
+/// Remove a live entry whose body `b` is locked: off the index and the
+/// timer wheel, its expectations and helper state freed, its slot free.
+fn kill_locked(store: &Store, stats: &mut Stats, id: EntryId, b: &mut Body) {
+    let (pool, slot) = store.pool(id);
+    let status = Status::from_bits_retain(b.status);
+    if status.contains(Status::CONFIRMED) {
+        if let Some((zone, orig)) = pool.key(slot) {
+            pool.unlink(slot, zone, &orig, &orig.invert().unwrap_or(orig));
+        }
+        pool.unfile(slot, b);
+        stats.delete += 1;
+        store.push_event(|| Some(CtEvent { kind: EventKind::Destroy, entry: store.view(id, b)?, remaining: None }));
+    }
+    if !store.expects.is_empty() {
+        stats.expect_delete += store.expects.purge(Some(id), Instant::ZERO);
+    }
+    store.ext.free(b.ext);
+    pool.release(slot, b);
+}
+
+/// Evict the entry of `class` nearest to expiry. Returns whether it had
+/// expired, or `None` if the class is empty.
+fn evict_one(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, class: Class, now: Instant) -> Option<bool> {
+    let start = wheel_second(now.as_nanos());
+    for i in 0..WHEEL as u64 {
+        let idx = wheel_list(class as usize, start + i);
+        // A head that moved away between peek and lock: look again, a
+        // few times.
+        for _ in 0..4 {
+            if pool.timer_len(idx) == 0 {
+                break;
+            }
+            let Some(slot) = pool.timer_head(idx) else { break };
+            let id = EntryId { slot: slot | tag, generation: pool.gen(slot) };
+            let Some(mut g) = store.locked(id) else { continue };
+            if usize::from(g.filed) != idx {
+                continue;
+            }
+            let expired = g.deadline_ns() <= now.as_nanos();
+            kill_locked(store, stats, id, &mut g);
+            return Some(expired);
+        }
+    }
+    None
+}
+
+/// Advance the pool's timer wheel to `now`, examining at most `budget`
+/// entries: expired ones are removed, others re-filed at their
+/// deadline. One worker at a time; the others skip. Returns the number
+/// removed.
+fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant, mut budget: usize) -> usize {
+    let Some(mut cursor) = try_lock(pool.cursor()) else { return 0 };
+    let now_s = wheel_second(now.as_nanos());
+    let floor = now_s.saturating_sub(WHEEL as u64);
+    let c = cursor.get_or_insert(floor);
+    *c = (*c).max(floor);
+    pool.set_cursor_at(*c);
+    let mut reaped = 0;
+    while *c < now_s {
+        for class in 0..CLASSES {
+            let idx = wheel_list(class, *c);
+            let mut n = pool.timer_len(idx);
+            while n > 0 {
+                if budget == 0 {
+                    return reaped;
+                }
+                budget -= 1;
+                n -= 1;
+                let Some(slot) = pool.timer_head(idx) else { break };
+                let id = EntryId { slot: slot | tag, generation: pool.gen(slot) };
+                let Some(mut g) = store.locked(id) else { continue };
+                if usize::from(g.filed) != idx {
+                    continue;
+                }
+                if g.deadline_ns() <= now.as_nanos() {
+                    kill_locked(store, stats, id, &mut g);
+                    reaped += 1;
+                } else {
+                    let class = match class {
+                        0 => Class::Unassured,
+                        1 => Class::Closing,
+                        _ => Class::Kept,
+                    };
+                    pool.unfile(slot, &mut g);
+                    pool.file(slot, &mut g, class);
+                }
+            }
+        }
+        *c += 1;
+        pool.set_cursor_at(*c);
+    }
+    reaped
 }
 
 /// ctinfo from the entry's status and the packet's direction.
@@ -1231,81 +1287,4 @@ fn redirect_quote<'a>(ip: &IpPacket<'a>, m: &IcmpMsg<'a>) -> Result<&'a [u8], In
 /// Whether an address is the unspecified address (wildcard in listings).
 pub fn is_unspecified(a: &Addr) -> bool {
     a.0.iter().all(|&b| b == 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::parse_ip;
-
-    fn udp(sp: u16, dp: u16, fwd: bool) -> Vec<u8> {
-        let (a, b) = if fwd { ([10, 0, 0, 1], [10, 0, 0, 2]) } else { ([10, 0, 0, 2], [10, 0, 0, 1]) };
-        let mut p = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0];
-        p.extend_from_slice(&a);
-        p.extend_from_slice(&b);
-        let c = checksum::checksum(&p, 0);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
-        p.extend_from_slice(&sp.to_be_bytes());
-        p.extend_from_slice(&dp.to_be_bytes());
-        p.extend_from_slice(&[0, 8, 0, 0]); // no UDP checksum
-        p
-    }
-
-    /// Every slot is on the list its entry belongs on, and the lists are
-    /// well formed (links agree both ways, heads and tails match).
-    fn check_lists(ct: &Inner) {
-        for (list, h) in ct.evict.iter().enumerate() {
-            let (mut prev, mut cur, mut n) = (NIL, h.head, 0);
-            while cur != NIL {
-                let s = &ct.slots[cur as usize];
-                assert_eq!(s.link.list.map(|l| l as usize), Some(list));
-                assert_eq!(s.link.prev, prev);
-                (prev, cur) = (cur, s.link.next);
-                n += 1;
-                assert!(n <= ct.slots.len(), "cycle");
-            }
-            assert_eq!(h.tail, prev);
-        }
-        for s in &ct.slots {
-            assert_eq!(s.entry.as_ref().and_then(evict_list), s.link.list, "{:?}", s.entry);
-        }
-    }
-
-    #[test]
-    fn early_drop_lists_follow_the_entries() {
-        let mut ct = Conntrack::new(CtConfig { max_entries: 64, checksum: false, ..CtConfig::default() });
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut t = 0;
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let port = 1 + (x % 100) as u16;
-            t += x % 700;
-            let now = Instant::from_millis(t);
-            match (x >> 8) % 8 {
-                0 => {
-                    let first = ct.entries(now).next().map(|(id, _)| id);
-                    if let Some(id) = first {
-                        ct.kill(id);
-                    }
-                }
-                1 => {
-                    ct.gc(now, 16);
-                }
-                k => {
-                    let pkt = udp(port, 53, k % 2 == 0);
-                    let ip = parse_ip(&pkt).unwrap();
-                    let o = ct.track(&ip, &Template::default(), now);
-                    if k == 7 {
-                        ct.discard(&o);
-                    } else {
-                        ct.confirm(&o, now);
-                    }
-                }
-            }
-            check_lists(&ct.lock());
-        }
-        assert!(ct.stats().early_drop > 0, "the table filled up and evicted");
-    }
 }

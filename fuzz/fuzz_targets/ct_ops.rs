@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|b| b.register(Arc::new(Tftp::new()), &[69]))
         .expect("distinct ports")
         .build();
-    let cfg = CtConfig { max_entries: MAX, max_expectations: 8, ..CtConfig::default() };
+    let cfg = CtConfig { max_entries: MAX, max_entries_v6: MAX, max_expectations: 8, ..CtConfig::default() };
     let mut pipe = Pipeline::new(Conntrack::new(cfg), reg);
     let mut now = Instant::ZERO;
     for Record { dt, flags, frame } in records(data) {

@@ -95,11 +95,11 @@ impl MgmtApp for App {
     }
     fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
         let (table, invalid) = (self.ct.stats(), self.ct.invalid_counters());
-        render::stats_json(&self.snapshot(&table, &invalid, now), mgmt, out);
+        render::stats_json(&self.snapshot(table, invalid, now), mgmt, out);
     }
     fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
         let (table, invalid) = (self.ct.stats(), self.ct.invalid_counters());
-        render::metrics(&self.snapshot(&table, &invalid, now), mgmt, out);
+        render::metrics(&self.snapshot(table, invalid, now), mgmt, out);
     }
     fn reload(&mut self) -> Result<String, String> {
         self.reloads += 1;

@@ -188,7 +188,7 @@ fn collect(bridge: &Bridge, io: &XdpIo, cpu: Option<usize>, handoff: Handoff) ->
         cpu,
         pipeline: p.stats().clone(),
         bridge: bridge.stats().clone(),
-        table: p.conntrack().stats(),
+        table: p.conntrack().stats().clone(),
         invalid: p.invalid_counters(),
         xdp: io.stats(),
         mgmt_handoff: handoff.sent,

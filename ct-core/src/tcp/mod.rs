@@ -154,6 +154,62 @@ pub struct TcpState {
     last_flags: TcpCtFlags,
 }
 
+/// Words of [`TcpState::pack`]: the table stores the state in 56 bytes.
+pub(crate) const PACKED_WORDS: usize = 14;
+
+impl TcpState {
+    /// The state as 14 words, for the table's compact entries.
+    pub(crate) fn pack(&self) -> [u32; PACKED_WORDS] {
+        let [a, b] = &self.seen;
+        let side = |s: &TcpSide| u32::from(s.scale) | u32::from(s.flags.bits()) << 8;
+        [
+            a.end,
+            a.maxend,
+            a.maxwin,
+            a.maxack,
+            b.end,
+            b.maxend,
+            b.maxwin,
+            b.maxack,
+            side(a) | side(b) << 16,
+            self.state as u32
+                | u32::from(self.last_dir) << 8
+                | u32::from(self.retrans) << 16
+                | (self.last_index as u32) << 24,
+            self.last_seq,
+            self.last_ack,
+            self.last_end,
+            u32::from(self.last_win) | u32::from(self.last_wscale) << 16 | u32::from(self.last_flags.bits()) << 24,
+        ]
+    }
+
+    /// The inverse of [`TcpState::pack`].
+    pub(crate) fn unpack(w: &[u32; PACKED_WORDS]) -> TcpState {
+        let byte = |v: u32, i: u32| (v >> (8 * i)) as u8;
+        let side = |i: usize, sf: u32| TcpSide {
+            end: w[i],
+            maxend: w[i + 1],
+            maxwin: w[i + 2],
+            maxack: w[i + 3],
+            scale: byte(sf, 0),
+            flags: TcpCtFlags::from_bits_retain(byte(sf, 1)),
+        };
+        TcpState {
+            seen: [side(0, w[8]), side(4, w[8] >> 16)],
+            state: TcpConntrack::ALL.get(usize::from(byte(w[9], 0))).copied().unwrap_or_default(),
+            last_dir: byte(w[9], 1),
+            retrans: byte(w[9], 2),
+            last_index: TcpClass::from_index(byte(w[9], 3)),
+            last_seq: w[10],
+            last_ack: w[11],
+            last_end: w[12],
+            last_win: w[13] as u16,
+            last_wscale: byte(w[13], 2),
+            last_flags: TcpCtFlags::from_bits_retain(byte(w[13], 3)),
+        }
+    }
+}
+
 /// Result of the RST checks (the `TCP_CONNTRACK_CLOSE` case).
 enum RstCheck {
     /// Run the window check, then move to the given state.

@@ -32,6 +32,20 @@ pub enum TcpClass {
 }
 
 impl TcpClass {
+    /// The class with this discriminant (`None` for anything else).
+    pub(crate) const fn from_index(i: u8) -> TcpClass {
+        match i {
+            0 => TcpClass::Syn,
+            1 => TcpClass::SynAck,
+            2 => TcpClass::Fin,
+            3 => TcpClass::Ack,
+            4 => TcpClass::Rst,
+            _ => TcpClass::None,
+        }
+    }
+}
+
+impl TcpClass {
     /// All classes, in table order.
     pub const ALL: [TcpClass; 6] =
         [TcpClass::Syn, TcpClass::SynAck, TcpClass::Fin, TcpClass::Ack, TcpClass::Rst, TcpClass::None];
