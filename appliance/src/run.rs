@@ -318,7 +318,7 @@ impl Shared {
     fn reload(&self) -> Result<(), String> {
         let mut st = self.state();
         let opts = &self.opts;
-        let new = match load(opts) {
+        let mut new = match load(opts) {
             Ok(c) => c,
             Err(e) => {
                 error!("reload refused, the running rules stay: {e}");
@@ -347,6 +347,11 @@ impl Shared {
         }
         if new.mgmt != running.mgmt {
             warn!("management settings change only with a restart; the running ones stay");
+        }
+        let (k, r) = (&mut new.conntrack, &running.conntrack);
+        if (k.max, k.max_v6, k.expect_max, k.acct) != (r.max, r.max_v6, r.expect_max, r.acct) {
+            warn!("conntrack max, max_v6, expect_max and acct change only with a restart (the table is allocated at start); the running ones stay");
+            (k.max, k.max_v6, k.expect_max, k.acct) = (r.max, r.max_v6, r.expect_max, r.acct);
         }
         let rules = Arc::new(Ruleset::compile(&new));
         let ct = settings::ct_config(&new);
