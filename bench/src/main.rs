@@ -3,8 +3,8 @@
 //! Without a subcommand it runs every scenario and reports: `core` (the
 //! pipeline in memory with the example rules: established TCP at 10k, 1M
 //! and 16M flows, new TCP connections and UDP flows, a mixed IMIX profile
-//! with ICMP and FTP, bytes per connection, one worker against two sharded
-//! ones) and `e2e` (namespaces and veth: a no-op AF_XDP forwarder, `ctwall
+//! with ICMP and FTP, one worker against two on one shared table; the
+//! table alone: bytes per connection and lookups per second) and `e2e` (namespaces and veth: a no-op AF_XDP forwarder, `ctwall
 //! run`, a Linux bridge with conntrack, a plain Linux bridge). `--quick` runs
 //! each briefly. The table goes to stdout, then a JSON summary as the last
 //! line; `report.md` and PNG plots go to `target/bench/`.

@@ -100,7 +100,7 @@ pub(crate) fn summary(r: &Results) -> Value {
         "lookups_per_s_1m": num(table_run(r, "V4", 1 << 20).map(|t| t.lookups_per_s)),
         "lookups_per_s_16m": num(table_run(r, "V4", 16 << 20).map(|t| t.lookups_per_s)),
         "two_worker_speedup": num(Some(two / one)),
-        "two_worker_mode": "sharded, no shared table",
+        "two_worker_mode": "two threads on one shared table",
         "e2e_ratio_vs_noop": num(ratio(r, PathKind::Noop, 64)),
         "e2e_ratio_vs_linux_ct": num(ratio(r, PathKind::LinuxCt, 64)),
         "e2e_ratio_vs_linux_bridge": num(ratio(r, PathKind::LinuxBridge, 64)),
@@ -233,13 +233,14 @@ const NOTES: &str = "\
   64 frames as the run loop does, simulated clock 200 ns per frame. Established flows are brought up
   by real handshakes first (not timed), then one ACK per flow (client and server alternating) is
   replayed in a scattered order. Every frame must be accepted or the scenario fails.
-- **bytes per connection**: live heap bytes (a counting wrapper around mimalloc as the global
-  allocator) before and after filling the table with N IPv4 TCP connections, divided by N. The
-  table's hash index grows by doubling, so the figure depends on N.
-- **two workers**: two threads, each with its own pipeline and half of the flows: *sharded, no
-  shared table* (a shared table is not built yet). Speedup = aggregate rate / one-worker rate on the
-  same total flow count; on a 2-core machine nothing else runs meanwhile. Each shard's table is half
-  as large, which is friendlier to the caches, so the speedup can exceed 2.
+- **table alone**: a table allocated for N connections of one family is filled to capacity through
+  the packet path (UDP first packets, track + confirm); bytes per connection = live heap bytes (a
+  counting wrapper around mimalloc as the global allocator) from before the table was made to after
+  it is full, divided by N, so it includes everything the table allocated; the fill must allocate
+  nothing. Lookups = `Conntrack::lookup` of random existing tuples on one core.
+- **two workers**: two threads on one shared table, each driving half of the flows (as two AF_XDP
+  queues with flow-hashing RSS would). Speedup = aggregate rate / one-worker rate on the same total
+  flow count; on a 2-core machine nothing else runs meanwhile.
 - **e2e**: namespaces `gen | middle | sink` joined by veth pairs; the generator is an AF_PACKET socket
   (`sendmmsg`, qdisc bypassed) in a thread of this process, sending UDP frames over many flows at the
   highest rate it can; delivered = receive counter of the sink's interface over the send time.
