@@ -338,22 +338,26 @@ impl Pipeline {
     /// (`nf_confirm`); register what it expects. `Some` = drop the packet.
     fn run_helper(&mut self, ip: &IpPacket<'_>, out: &Outcome, now: Instant) -> Option<DropReason> {
         let (id, info) = (out.conn?, out.info?);
-        // Not for ICMP errors about the connection.
-        if info == CtInfo::RelatedReply || self.ct.entry(id)?.orig.proto != ip.proto {
+        if info == CtInfo::RelatedReply {
             return None;
         }
-        let helpers = &self.helpers;
-        let (tcp, payload) = match ip.proto {
-            proto::TCP => {
-                let seg = TcpSeg::parse(ip.l4).ok()?;
-                (Some(seg), seg.payload)
-            }
-            _ => (None, UdpDgram::parse(ip.l4).ok()?.payload),
-        };
         let dir = out.dir()?;
+        let helpers = &self.helpers;
         let mut expects = ArrayVec::new();
+        // `None` at once for a connection without a helper.
         let (helper, verdict) = self.ct.with_helper(id, |orig, reply, zone, slot| {
+            // Not for ICMP errors about the connection.
+            if orig.proto != ip.proto {
+                return None;
+            }
             let helper = helpers.get(slot.id)?;
+            let (tcp, payload) = match ip.proto {
+                proto::TCP => {
+                    let seg = TcpSeg::parse(ip.l4).ok()?;
+                    (Some(seg), seg.payload)
+                }
+                _ => (None, UdpDgram::parse(ip.l4).ok()?.payload),
+            };
             let mut cx = HelperCx {
                 dir,
                 ctinfo: info,

@@ -595,6 +595,12 @@ impl Pool {
         &self.cursor
     }
 
+    /// The wheel's next second, without its lock.
+    pub(crate) fn cursor_at(&self) -> u64 {
+        // Relaxed: a hint; `expire` re-reads the cursor under its lock.
+        self.cursor_at.load(Ordering::Relaxed)
+    }
+
     /// Publish the wheel's next second (called with the cursor locked).
     pub(crate) fn set_cursor_at(&self, second: u64) {
         // Relaxed: see `list_of`.

@@ -924,6 +924,9 @@ impl Conntrack {
         f: impl FnOnce(&Tuple, &Tuple, Zone, &mut HelperSlot) -> R,
     ) -> Option<R> {
         let g = self.store.locked(id)?;
+        if g.helper == 0 {
+            return None;
+        }
         let e = self.store.view(id, &g)?;
         let mut h = e.helper?;
         let r = f(&e.orig, &e.reply, e.zone, &mut h);
@@ -995,7 +998,9 @@ impl Conntrack {
     /// removed.
     pub fn gc(&mut self, now: Instant, budget: usize) -> usize {
         let store = &*self.store;
-        self.stats.expect_delete += store.expects.purge(None, now);
+        if !store.expects.is_empty() {
+            self.stats.expect_delete += store.expects.purge(None, now);
+        }
         let n = expire(store, &mut self.stats, &store.v4, 0, now, budget);
         n + expire(store, &mut self.stats, &store.v6, V6_SLOT, now, budget.saturating_sub(n))
     }
@@ -1157,8 +1162,12 @@ fn evict_one(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, class: Cla
 /// deadline. One worker at a time; the others skip. Returns the number
 /// removed.
 fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant, mut budget: usize) -> usize {
-    let Some(mut cursor) = try_lock(pool.cursor()) else { return 0 };
     let now_s = wheel_second(now.as_nanos());
+    if pool.cursor_at() >= now_s {
+        // Up to date: nothing is due before this second.
+        return 0;
+    }
+    let Some(mut cursor) = try_lock(pool.cursor()) else { return 0 };
     let floor = now_s.saturating_sub(WHEEL as u64);
     let c = cursor.get_or_insert(floor);
     *c = (*c).max(floor);
