@@ -162,13 +162,14 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
     let v = json!({
         "table": {
             "entries": ct.count(),
-            "max": ct.config().max_entries,
+            "max": ct.capacity().0,
+            "max_v6": ct.capacity().1,
             "expectations": ct.expectations(s.now).count(),
             "expect_max": ct.config().max_expectations,
         },
         "conntrack": {
             "found": t.found, "invalid": s.invalid.total(), "ignore": t.ignore, "insert": t.insert,
-            "insert_failed": t.insert_failed, "drop": t.drop, "early_drop": t.early_drop,
+            "insert_failed": t.insert_failed, "clash_resolve": t.clash_resolve, "drop": t.drop, "early_drop": t.early_drop,
             "icmp_error": t.icmp_error, "expect_new": t.expect_new, "expect_create": t.expect_create,
             "expect_delete": t.expect_delete, "delete": t.delete, "untracked": t.untracked,
             "events_lost": ct.events_lost(),
@@ -227,8 +228,15 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
         out,
         "ctwall_conntrack_max",
         "gauge",
-        "Table size limit (nf_conntrack_max; 0 = none).",
-        u64::from(ct.config().max_entries),
+        "IPv4 connections the table is allocated for (nf_conntrack_max).",
+        ct.capacity().0 as u64,
+    );
+    single(
+        out,
+        "ctwall_conntrack_max_v6",
+        "gauge",
+        "IPv6 connections the table is allocated for.",
+        ct.capacity().1 as u64,
     );
     single(
         out,
@@ -237,11 +245,16 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
         "Pending expectations.",
         ct.expectations(s.now).count() as u64,
     );
-    let counters: [(&str, &str, u64); 15] = [
+    let counters: [(&str, &str, u64); 16] = [
         ("ctwall_conntrack_found_total", "Packets that found their connection.", t.found),
         ("ctwall_conntrack_ignore_total", "TCP packets the tracker ignored.", t.ignore),
         ("ctwall_conntrack_insert_total", "Connections confirmed.", t.insert),
-        ("ctwall_conntrack_insert_failed_total", "Confirmations that lost a race.", t.insert_failed),
+        ("ctwall_conntrack_insert_failed_total", "Confirmations that lost a race (TCP, ICMP).", t.insert_failed),
+        (
+            "ctwall_conntrack_clash_resolve_total",
+            "Confirmations that lost a race and joined the winner (UDP, GRE, generic).",
+            t.clash_resolve,
+        ),
         ("ctwall_conntrack_table_full_drops_total", "New connections refused because the table was full.", t.drop),
         ("ctwall_conntrack_early_drops_total", "Connections evicted to make room.", t.early_drop),
         ("ctwall_conntrack_icmp_error_total", "ICMP errors that matched no connection.", t.icmp_error),
