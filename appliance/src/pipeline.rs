@@ -251,7 +251,7 @@ impl Pipeline {
         if outcome.table_full {
             return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
         }
-        let status = outcome.conn.and_then(|id| self.ct.status(id));
+        let status = outcome.status;
         let view = FrameView { frame, port, vlan, outcome: &outcome, status, ip: Some(&ip) };
         let mut verdict = policy.filter(&view, now);
         let mut drop_cause = None;
@@ -296,6 +296,7 @@ impl Pipeline {
                     conn: None,
                     new: false,
                     table_full: false,
+                    status: None,
                 }
             }
             None => Outcome {
@@ -305,6 +306,7 @@ impl Pipeline {
                 conn: None,
                 new: false,
                 table_full: false,
+                status: None,
             },
         };
         let verdict = policy.filter(&FrameView { frame, port, vlan, outcome: &outcome, status: None, ip: None }, now);
@@ -338,13 +340,12 @@ impl Pipeline {
     /// (`nf_confirm`); register what it expects. `Some` = drop the packet.
     fn run_helper(&mut self, ip: &IpPacket<'_>, out: &Outcome, now: Instant) -> Option<DropReason> {
         let (id, info) = (out.conn?, out.info?);
-        if info == CtInfo::RelatedReply {
+        if info == CtInfo::RelatedReply || !out.status.is_some_and(|s| s.contains(ct_core::Status::HELPER)) {
             return None;
         }
         let dir = out.dir()?;
         let helpers = &self.helpers;
         let mut expects = ArrayVec::new();
-        // `None` at once for a connection without a helper.
         let (helper, verdict) = self.ct.with_helper(id, |orig, reply, zone, slot| {
             // Not for ICMP errors about the connection.
             if orig.proto != ip.proto {

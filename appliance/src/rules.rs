@@ -830,6 +830,7 @@ mod tests {
             conn: None,
             new: true,
             table_full: false,
+            status: None,
         };
         let v = FrameView { frame: &f, port: PortId::Inside, vlan: None, outcome: &out, status: None, ip: Some(&ip) };
         let r = CompiledRule {

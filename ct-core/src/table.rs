@@ -138,19 +138,39 @@ pub struct Outcome {
     pub new: bool,
     /// No room in the table: the packet must be dropped before the ruleset.
     pub table_full: bool,
+    /// The connection's status bits after this packet (`--ctstatus`), for
+    /// packets attached to a live entry (the master for ICMP errors).
+    pub status: Option<Status>,
 }
 
 impl Outcome {
     fn invalid(reason: InvalidReason) -> Outcome {
-        Outcome { state: CtState::Invalid, info: None, reason: Some(reason), conn: None, new: false, table_full: false }
+        Outcome {
+            state: CtState::Invalid,
+            info: None,
+            reason: Some(reason),
+            conn: None,
+            new: false,
+            table_full: false,
+            status: None,
+        }
     }
 
     fn untracked() -> Outcome {
-        Outcome { state: CtState::Untracked, info: None, reason: None, conn: None, new: false, table_full: false }
+        Outcome {
+            state: CtState::Untracked,
+            info: None,
+            reason: None,
+            conn: None,
+            new: false,
+            table_full: false,
+            status: None,
+        }
     }
 
-    fn attached(info: CtInfo, conn: Option<EntryId>, new: bool) -> Outcome {
-        Outcome { state: info.state(), info: Some(info), reason: None, conn, new, table_full: false }
+    fn attached(info: CtInfo, conn: Option<(EntryId, Status)>, new: bool) -> Outcome {
+        let (conn, status) = (conn.map(|c| c.0), conn.map(|c| c.1));
+        Outcome { state: info.state(), info: Some(info), reason: None, conn, new, table_full: false, status }
     }
 
     fn full() -> Outcome {
@@ -545,11 +565,6 @@ impl Conntrack {
         self.store.view(id, &g)
     }
 
-    /// The status bits of an entry.
-    pub fn status(&self, id: EntryId) -> Option<Status> {
-        self.store.locked(id).map(|g| Status::from_bits_retain(g.status))
-    }
-
     /// Snapshots of the confirmed, unexpired entries: IPv4 then IPv6, in
     /// slot order.
     pub fn entries(&self, now: Instant) -> impl Iterator<Item = (EntryId, Entry)> {
@@ -740,12 +755,13 @@ impl Conntrack {
             Ok(false) => {
                 store.write_back(id, &mut g, &e);
                 pool.refile(slot, &mut g, class_of(&e), old_deadline);
+                let status = e.status;
                 if update_key(&e) != before {
                     store.push_event(|| {
                         Some(CtEvent { kind: EventKind::Update, remaining: Some(e.remaining(now)), entry: e })
                     });
                 }
-                Ok(Some(Outcome::attached(info, Some(id), false)))
+                Ok(Some(Outcome::attached(info, Some((id, status)), false)))
             }
         }
     }
@@ -834,7 +850,7 @@ impl Conntrack {
             self.stats.drop += 1;
             return Ok(Outcome::full());
         };
-        Ok(Outcome::attached(info, Some(id), true))
+        Ok(Outcome::attached(info, Some((id, e.status)), true))
     }
 
     /// ICMP/ICMPv6 error correlation (`nf_conntrack_inet_error`): "Are they
@@ -859,12 +875,12 @@ impl Conntrack {
             if e.tuple(dir).dst != outer.dst {
                 return Err(InvalidReason::IcmpErrorOuterDaddr);
             }
-            Ok((id, dir))
+            Ok((id, dir, e.status))
         });
         match found {
-            Ok((id, dir)) => {
+            Ok((id, dir, status)) => {
                 let info = if dir == Dir::Reply { CtInfo::RelatedReply } else { CtInfo::Related };
-                Ok(Outcome::attached(info, Some(id), false))
+                Ok(Outcome::attached(info, Some((id, status)), false))
             }
             Err(r) => {
                 self.stats.icmp_error += 1;
