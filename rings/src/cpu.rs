@@ -1,50 +1,31 @@
-//! CPU affinity of worker threads (`sched_getaffinity`/`sched_setaffinity`),
-//! next to the ring I/O the workers run: the one other place of the
-//! workspace that needs `unsafe` for a system call.
-#![allow(unsafe_code)]
-#![deny(unsafe_op_in_unsafe_fn)]
+//! CPU affinity of worker threads, through `core_affinity`
+//! (`sched_getaffinity`/`sched_setaffinity` on Linux).
 
 use std::io;
 
 /// The CPUs the calling thread may run on (its affinity mask, which a
 /// cgroup cpuset or `taskset` may have narrowed), in ascending order.
 pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is a plain bit array; all zeroes is a valid (empty) set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a writable cpu_set_t and the size passed is its size;
-    // pid 0 is the calling thread.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let cpus = (0..libc::CPU_SETSIZE as usize).filter(|&cpu| {
-        // SAFETY: reads a bit of the initialised `set`; `cpu` is below
-        // CPU_SETSIZE, the number of bits it holds.
-        unsafe { libc::CPU_ISSET(cpu, &set) }
-    });
-    Ok(cpus.collect())
+    let ids = core_affinity::get_core_ids().ok_or_else(|| io::Error::other("sched_getaffinity failed"))?;
+    let mut cpus: Vec<usize> = ids.into_iter().map(|c| c.id).collect();
+    cpus.sort_unstable();
+    Ok(cpus)
 }
 
 /// Pin the calling thread to `cpu`.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // core_affinity indexes a cpu_set_t without a bound check.
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("cpu {cpu} is beyond the largest cpu number ({})", libc::CPU_SETSIZE - 1),
         ));
     }
-    // SAFETY: cpu_set_t is a plain bit array; all zeroes is a valid (empty) set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is an initialised, writable cpu_set_t and `cpu` is below
-    // CPU_SETSIZE (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is an initialised cpu_set_t and the size passed is its
-    // size; pid 0 is the calling thread.
-    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
+    if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("sched_setaffinity to cpu {cpu} failed")))
     }
-    Ok(())
 }
 
 #[cfg(test)]
