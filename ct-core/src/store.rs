@@ -104,13 +104,17 @@ impl Body {
     }
 }
 
-/// One entry's storage.
+/// Word offsets in a slot's index record (see [`Pool::rec`]): what a
+/// lookup reads, kept together so that visiting a chain node touches one
+/// cache line.
+const GEN: usize = 0;
+const NEXT: usize = 1;
+const KEY: usize = 3;
+
+/// The rest of an entry's storage: what only its owner and the timer lists
+/// touch.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// Odd: free (or being reused); even: the generation of the entry.
-    gen: AtomicU32,
-    /// Next node on the index chain of the original and reply nodes.
-    next: [AtomicU32; 2],
     /// Previous and next slot on the timer list; `[1]` links the free list.
     tlink: [AtomicU32; 2],
     pub(crate) body: Mutex<Body>,
@@ -119,8 +123,6 @@ pub(crate) struct Slot {
 impl Slot {
     fn new() -> Self {
         Slot {
-            gen: AtomicU32::new(1),
-            next: [AtomicU32::new(NIL), AtomicU32::new(NIL)],
             tlink: [AtomicU32::new(NIL), AtomicU32::new(NIL)],
             body: Mutex::new(Body { filed: NOT_FILED, ..Body::default() }),
         }
@@ -198,9 +200,12 @@ pub(crate) struct Pool {
     slots: Box<[Slot]>,
     /// Key words per entry.
     width: usize,
-    /// The packed original tuple and zone of each slot, `width` words
-    /// each; written only while the slot is not reachable from the index.
-    keys: Box<[AtomicU32]>,
+    /// Each slot's index record, `KEY + width` words: its generation (odd:
+    /// free or being reused; even: the entry's), the next node on the
+    /// chains of its original and reply nodes, and the packed original
+    /// tuple and zone (written only while the slot is not reachable from
+    /// the index).
+    hot: Box<[AtomicU32]>,
     /// Treiber stack of free slots: tag (high 32 bits) and slot.
     free: AtomicU64,
     /// Slots in use (`nf_conntrack_count`, unconfirmed entries included).
@@ -236,6 +241,16 @@ impl Pool {
         let cap = cap.clamp(1, MAX_SLOTS);
         let width = key_width(l3);
         let slots: Box<[Slot]> = (0..cap).map(|_| Slot::new()).collect();
+        let stride = KEY + width;
+        let hot: Box<[AtomicU32]> = (0..cap as usize * stride)
+            .map(|w| {
+                AtomicU32::new(match w % stride {
+                    GEN => 1,
+                    o if o < KEY => NIL,
+                    _ => 0,
+                })
+            })
+            .collect();
         // Link every slot on the free list, lowest first.
         for (i, s) in slots.iter().enumerate() {
             let next = if i + 1 < slots.len() { i as u32 + 1 } else { NIL };
@@ -245,7 +260,7 @@ impl Pool {
         Pool {
             slots,
             width,
-            keys: (0..cap as usize * width).map(|_| AtomicU32::new(0)).collect(),
+            hot,
             free: AtomicU64::new(0),
             used: AtomicU32::new(0),
             heads: (0..buckets).map(|b| AtomicU32::new(NULLS | b)).collect(),
@@ -279,12 +294,22 @@ impl Pool {
     pub(crate) fn gen(&self, i: u32) -> u32 {
         // Acquire: pairs with the Release stores of `gen` in `alloc` and
         // `release`.
-        self.slot(i).map_or(1, |s| s.gen.load(Ordering::Acquire))
+        self.rec(i).map_or(1, |r| r[GEN].load(Ordering::Acquire))
+    }
+
+    /// Slot `i`'s index record.
+    fn rec(&self, i: u32) -> Option<&[AtomicU32]> {
+        let stride = KEY + self.width;
+        self.hot.get(i as usize * stride..(i as usize + 1) * stride)
     }
 
     fn key_cells(&self, i: u32) -> &[AtomicU32] {
-        let at = i as usize * self.width;
-        &self.keys[at..at + self.width]
+        self.rec(i).map_or(&[], |r| &r[KEY..])
+    }
+
+    /// The chain link of slot `i`'s node in direction `dir` (0 original).
+    fn next_cell(&self, i: u32, dir: usize) -> Option<&AtomicU32> {
+        self.rec(i).map(|r| &r[NEXT + (dir & 1)])
     }
 
     /// Read a slot's key, Acquire: pairs with the Release stores in
@@ -355,10 +380,11 @@ impl Pool {
                 x.store(0, Ordering::Relaxed);
             }
         }
-        let g = s.gen.load(Ordering::Relaxed).wrapping_add(1);
+        let gen = &self.rec(slot)?[GEN];
+        let g = gen.load(Ordering::Relaxed).wrapping_add(1);
         // Release: pairs with the Acquire `gen` loads of readers: who sees
         // this generation sees the key.
-        s.gen.store(g, Ordering::Release);
+        gen.store(g, Ordering::Release);
         Some((slot, g))
     }
 
@@ -369,7 +395,9 @@ impl Pool {
         *body = Body { filed: NOT_FILED, ..Body::default() };
         // Release: pairs with the Acquire `gen` loads of lock-free readers
         // and of `gen()`; the slot is free from here on.
-        s.gen.fetch_add(1, Ordering::Release);
+        if let Some(r) = self.rec(slot) {
+            r[GEN].fetch_add(1, Ordering::Release);
+        }
         self.used.fetch_sub(1, Ordering::Relaxed);
         // Relaxed first read: the CAS below validates it.
         let mut head = self.free.load(Ordering::Relaxed);
@@ -392,9 +420,10 @@ impl Pool {
     /// Whether node `(slot, dir)` carries `k` (its own key for the original
     /// direction, the inverse for the reply direction), checked between two
     /// reads of the generation. Returns the generation on a match.
-    fn node_matches(&self, slot: u32, s: &Slot, dir: usize, k: &Key, inv: Option<&Key>) -> Option<u32> {
+    fn node_matches(&self, slot: u32, dir: usize, k: &Key, inv: Option<&Key>) -> Option<u32> {
+        let gen = &self.rec(slot)?[GEN];
         // Acquire: pairs with the Release store of `gen` in `alloc`.
-        let g1 = s.gen.load(Ordering::Acquire);
+        let g1 = gen.load(Ordering::Acquire);
         let want = if dir == 0 { Some(k) } else { inv };
         let w = want?;
         if g1 & 1 == 1 || self.key_words(slot) != *w {
@@ -402,7 +431,7 @@ impl Pool {
         }
         // Acquire: the key loads above are Acquire, so this load sees any
         // `gen` change that preceded a key word they observed.
-        (s.gen.load(Ordering::Acquire) == g1).then_some(g1)
+        (gen.load(Ordering::Acquire) == g1).then_some(g1)
     }
 
     /// Find `t` (with inverse `inv`) in zone `zone` without taking a lock.
@@ -420,14 +449,13 @@ impl Pool {
             let mut cur = self.heads[b as usize].load(Ordering::Acquire);
             while cur & NULLS == 0 {
                 let (slot, dir) = (cur >> 1, (cur & 1) as usize);
-                let s = self.slot(slot)?;
-                if let Some(gen) = self.node_matches(slot, s, dir, &k, ik.as_ref()) {
+                if let Some(gen) = self.node_matches(slot, dir, &k, ik.as_ref()) {
                     let dir = if dir == 0 { Dir::Original } else { Dir::Reply };
                     return Some(Found { slot, gen, dir });
                 }
                 // Acquire: pairs with the Release link stores in `link` and
                 // `unlink`.
-                cur = s.next[dir].load(Ordering::Acquire);
+                cur = self.next_cell(slot, dir)?.load(Ordering::Acquire);
             }
             if cur & !NULLS == b {
                 return None;
@@ -447,12 +475,12 @@ impl Pool {
         if let Some(f) = self.scan_locked(b0, &k, Some(&rk)).or_else(|| self.scan_locked(b1, &rk, Some(&k))) {
             return Err(f);
         }
-        let s = &self.slots[slot as usize];
         for (dir, b) in [(0usize, b0), (1, b1)] {
             let head = &self.heads[b as usize];
+            let Some(next) = self.next_cell(slot, dir) else { continue };
             // Relaxed: the stripe lock orders writers; readers reach this
             // link through the Release head store below.
-            s.next[dir].store(head.load(Ordering::Relaxed), Ordering::Relaxed);
+            next.store(head.load(Ordering::Relaxed), Ordering::Relaxed);
             // Release: pairs with the Acquire head loads in `find`.
             head.store(slot << 1 | dir as u32, Ordering::Release);
         }
@@ -464,12 +492,11 @@ impl Pool {
         let mut cur = self.heads[b as usize].load(Ordering::Acquire);
         while cur & NULLS == 0 {
             let (slot, dir) = (cur >> 1, (cur & 1) as usize);
-            let s = self.slot(slot)?;
-            if let Some(gen) = self.node_matches(slot, s, dir, k, inv) {
+            if let Some(gen) = self.node_matches(slot, dir, k, inv) {
                 let dir = if dir == 0 { Dir::Original } else { Dir::Reply };
                 return Some(Found { slot, gen, dir });
             }
-            cur = s.next[dir].load(Ordering::Acquire);
+            cur = self.next_cell(slot, dir)?.load(Ordering::Acquire);
         }
         None
     }
@@ -496,8 +523,7 @@ impl Pool {
                 if cur & NULLS != 0 {
                     break;
                 }
-                let Some(s) = self.slot(cur >> 1) else { break };
-                let link = &s.next[(cur & 1) as usize];
+                let Some(link) = self.next_cell(cur >> 1, (cur & 1) as usize) else { break };
                 if cur == node {
                     // Release: pairs with the Acquire link loads in `find`.
                     prev.store(link.load(Ordering::Relaxed), Ordering::Release);
