@@ -32,8 +32,11 @@ pub(crate) struct TableRun {
     pub(crate) bytes_per_conn: f64,
     /// New connections per second while filling (track + confirm).
     pub(crate) fill_per_s: f64,
-    /// `Conntrack::lookup` of random existing tuples, one core.
+    /// `Conntrack::lookup` (the lock-free index) of random existing tuples,
+    /// one core.
     pub(crate) lookups_per_s: f64,
+    /// The same lookups in a `std::collections::HashMap` of the same tuples.
+    pub(crate) hashmap_lookups_per_s: f64,
 }
 
 fn table_run<'a>(r: &'a Results, l3: &str, conns: usize) -> Option<&'a TableRun> {
@@ -135,11 +138,12 @@ pub(crate) fn table(r: &Results) -> String {
     for t in &r.table {
         let _ = writeln!(
             s,
-            "| table alone, {} {} connections at capacity | {:.1} B/conn (allocator-measured), {:.2} M lookups/s, {:.0} k inserts/s |",
+            "| table alone, {} {} connections at capacity | {:.1} B/conn (allocator-measured), {:.2} M lookups/s (std HashMap of the same tuples: {:.2} M/s), {:.0} k inserts/s |",
             t.l3,
             fmt_flows(t.conns),
             t.bytes_per_conn,
             t.lookups_per_s / 1e6,
+            t.hashmap_lookups_per_s / 1e6,
             t.fill_per_s / 1e3
         );
     }
@@ -237,7 +241,9 @@ const NOTES: &str = "\
   the packet path (UDP first packets, track + confirm); bytes per connection = live heap bytes (a
   counting wrapper around mimalloc as the global allocator) from before the table was made to after
   it is full, divided by N, so it includes everything the table allocated; the fill must allocate
-  nothing. Lookups = `Conntrack::lookup` of random existing tuples on one core.
+  nothing. Lookups = `Conntrack::lookup` (the lock-free index) of random existing tuples on one
+  core, next to a `std::collections::HashMap` of the same tuples (one thread, no locks, no
+  expiry) as a yardstick for this machine's memory.
 - **two workers**: two threads on one shared table, each driving half of the flows (as two AF_XDP
   queues with flow-hashing RSS would). Speedup = aggregate rate / one-worker rate on the same total
   flow count; on a 2-core machine nothing else runs meanwhile.

@@ -592,21 +592,16 @@ impl Conntrack {
         self.store.expects.list(now).into_iter()
     }
 
-    /// Look up a tuple; an expired entry counts as absent and is reaped.
-    pub fn lookup(&mut self, zone: Zone, t: &Tuple, now: Instant) -> Option<(EntryId, Dir)> {
+    /// Look up a tuple in the index, without taking a lock. The entry may
+    /// have expired, or change or go before the caller looks at it:
+    /// whoever acts on it checks under the entry's own lock ([`Conntrack::entry`]
+    /// gives a snapshot; [`Conntrack::track`] treats an expired entry as
+    /// absent and reaps it).
+    pub fn lookup(&self, zone: Zone, t: &Tuple) -> Option<(EntryId, Dir)> {
         let (pool, tag) = self.store.family(t.l3);
         let inv = t.invert();
         let f = pool.find(zone, t, inv.as_ref())?;
-        let id = EntryId { slot: f.slot | tag, generation: f.gen };
-        let mut g = self.store.locked(id)?;
-        if !Status::from_bits_retain(g.status).contains(Status::CONFIRMED) {
-            return None;
-        }
-        if g.deadline_ns() <= now.as_nanos() {
-            kill_locked(&self.store, &mut self.stats, id, &mut g);
-            return None;
-        }
-        Some((id, f.dir))
+        Some((EntryId { slot: f.slot | tag, generation: f.gen }, f.dir))
     }
 
     // ---------------------------------------------------------------
@@ -703,7 +698,7 @@ impl Conntrack {
     ) -> Result<Outcome, InvalidReason> {
         // A TCP re-open (`-NF_REPEAT`) kills the old entry and goes round once more.
         for _ in 0..3 {
-            match self.lookup(tmpl.zone, &tuple, now) {
+            match self.lookup(tmpl.zone, &tuple) {
                 Some((id, dir)) => {
                     self.stats.found += 1;
                     match self.existing(id, dir, ip, l4, now)? {
@@ -731,6 +726,11 @@ impl Conntrack {
         let Some(mut g) = self.store.locked(id) else { return Ok(None) };
         let Some(mut e) = store.view(id, &g) else { return Ok(None) };
         if !e.status.contains(Status::CONFIRMED) {
+            return Ok(None);
+        }
+        if e.is_expired(now) {
+            // An expired entry counts as absent: reap it, look again.
+            kill_locked(store, &mut self.stats, id, &mut g);
             return Ok(None);
         }
         let info = ctinfo(e.status, dir);
@@ -870,8 +870,9 @@ impl Conntrack {
             let t = quoted_tuple(&inner)?;
             // The quoted packet is the offending one; the error travels the other way.
             let inv = t.invert().ok_or(InvalidReason::IcmpErrorBadQuote)?;
-            let (id, dir) = self.lookup(zone, &inv, now).ok_or(InvalidReason::IcmpErrorNoConnection)?;
-            let e = self.entry(id).ok_or(InvalidReason::IcmpErrorNoConnection)?;
+            let (id, dir) = self.lookup(zone, &inv).ok_or(InvalidReason::IcmpErrorNoConnection)?;
+            let e = self.entry(id).filter(|e| e.status.contains(Status::CONFIRMED) && !e.is_expired(now));
+            let e = e.ok_or(InvalidReason::IcmpErrorNoConnection)?;
             if e.tuple(dir).dst != outer.dst {
                 return Err(InvalidReason::IcmpErrorOuterDaddr);
             }
