@@ -547,6 +547,27 @@ impl Topology {
         Ok(bg)
     }
 
+    /// UDP request/response across the bridge: an echo server on B's `port`,
+    /// `count` datagrams from A each answered within `timeout_s`, the whole
+    /// client run within `deadline`. Returns the client's JSON result (`ok`:
+    /// datagrams answered); the server stops on return.
+    pub fn udp_echoes(
+        &self,
+        port: u16,
+        count: u32,
+        timeout_s: u32,
+        deadline: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let port = port.to_string();
+        let _echo = self.peer_spawn(&self.b, &["udp-echo", "--bind", B_IP, "--port", &port])?;
+        let (count, timeout) = (count.to_string(), timeout_s.to_string());
+        self.peer_run(
+            &self.a,
+            &["udp-client", "--dst", B_IP, "--port", &port, "--count", &count, "--timeout", &timeout],
+            deadline,
+        )
+    }
+
     /// `ping -c COUNT` from `ns` to `dst`; `true` if every echo was answered within `deadline`.
     pub fn ping(&self, ns: &Netns, dst: &str, count: u32, deadline_s: u32) -> Result<bool, String> {
         let out = output_timeout(

@@ -161,15 +161,7 @@ both!(http_download_intact, http_body, configs::example(), &[Need::Curl]);
 
 fn udp_body(st: &mut Setup) {
     let (t, n) = (&st.topo, st.test.clone());
-    let _echo = ok(&n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7000"]));
-    let r = ok(
-        &n,
-        t.peer_run(
-            &t.a,
-            &["udp-client", "--dst", B_IP, "--port", "7000", "--count", "20", "--timeout", "2"],
-            Duration::from_secs(60),
-        ),
-    );
+    let r = ok(&n, t.udp_echoes(7000, 20, 2, Duration::from_secs(60)));
     assert_eq!(r["ok"], 20, "{n}: UDP echoes: {r}");
 }
 both!(udp_request_response, udp_body, configs::example(), &[]);
@@ -579,17 +571,8 @@ fn two_workers_share_the_table_across_queues() {
     ok(n, t.ping_ok(&t.a, B_IP));
     ok(n, t.ping_blocked(&t.b, A_IP));
     // UDP request/response.
-    let mut echo = ok(n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7000"]));
-    let r = ok(
-        n,
-        t.peer_run(
-            &t.a,
-            &["udp-client", "--dst", B_IP, "--port", "7000", "--count", "20", "--timeout", "2"],
-            Duration::from_secs(60),
-        ),
-    );
+    let r = ok(n, t.udp_echoes(7000, 20, 2, Duration::from_secs(60)));
     assert_eq!(r["ok"], 20, "{n}: UDP echoes: {r}");
-    echo.kill();
     // Four concurrent TCP connections (and iperf3's control connection) for two seconds.
     let mut server = ok(
         n,
@@ -639,15 +622,7 @@ fn two_workers_share_the_table_across_queues() {
     std::thread::sleep(Duration::from_millis(200));
     let t = &st.topo;
     ok(n, t.ping_blocked(&t.a, B_IP).map_err(|e| format!("worker 1 runs the old rules: {e}")));
-    let _echo = ok(n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7000"]));
-    let r = ok(
-        n,
-        t.peer_run(
-            &t.a,
-            &["udp-client", "--dst", B_IP, "--port", "7000", "--count", "3", "--timeout", "1"],
-            Duration::from_secs(30),
-        ),
-    );
+    let r = ok(n, t.udp_echoes(7000, 3, 1, Duration::from_secs(30)));
     assert_eq!(r["ok"], 0, "{n}: worker 0 runs the old rules, the UDP echoes crossed: {r}");
 
     // The management plane answers A through worker 1's hand-over. Its table shows the iperf3

@@ -202,15 +202,7 @@ fn reload_token_and_events() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let t = &st.topo;
-    let _echo = ok(n, t.peer_spawn(&t.b, &["udp-echo", "--bind", B_IP, "--port", "7001"]));
-    let r = ok(
-        n,
-        t.peer_run(
-            &t.a,
-            &["udp-client", "--dst", B_IP, "--port", "7001", "--count", "1", "--timeout", "2"],
-            Duration::from_secs(10),
-        ),
-    );
+    let r = ok(n, t.udp_echoes(7001, 1, 2, Duration::from_secs(10)));
     assert_eq!(r["ok"], 1, "{n}: {r}");
     let is = |kind: &'static str| move |l: &str| l.contains(kind) && l.contains("udp") && l.contains("dport=7001");
     ok(n, events.wait_line(0, Duration::from_secs(5), is("[NEW]")).map(|_| ()));
