@@ -17,6 +17,7 @@ use appliance::mgmt::{render, Disposition, Mgmt, MgmtApp, MgmtStats};
 use appliance::pipeline::Pipeline;
 use appliance::reject::build_reject;
 use appliance::rules::Ruleset;
+use ct_core::invalid::InvalidCounters;
 use ct_core::table::{Conntrack, CtEvent};
 use ct_core::wire::{parse_frame, parse_ip};
 use ct_core::{CtConfig, Instant};
@@ -33,6 +34,14 @@ const MAX: u32 = 16;
 /// The management plane's view of the bridge.
 struct App<'a>(&'a Pipeline);
 
+impl App<'_> {
+    /// What `/stats` and `/metrics` render (`invalid`: the pipeline's sum).
+    fn snapshot<'b>(&'b self, now: Instant, invalid: &'b InvalidCounters) -> render::Snapshot<'b> {
+        let ct = self.0.conntrack();
+        render::Snapshot { ct, table: ct.stats(), pipeline: self.0.stats(), invalid, rules: &[], workers: &[], now }
+    }
+}
+
 impl MgmtApp for App<'_> {
     fn conntrack_proc(&self, now: Instant, out: &mut String) {
         render::conntrack_proc(self.0.conntrack(), now, out);
@@ -47,30 +56,10 @@ impl MgmtApp for App<'_> {
         render::expect_proc(self.0.conntrack(), now, out);
     }
     fn stats_json(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        let (table, invalid) = (self.0.conntrack().stats(), self.0.invalid_counters());
-        let s = render::Snapshot {
-            ct: self.0.conntrack(),
-            table: &table,
-            pipeline: self.0.stats(),
-            invalid: &invalid,
-            rules: &[],
-            workers: &[],
-            now,
-        };
-        render::stats_json(&s, mgmt, out);
+        render::stats_json(&self.snapshot(now, &self.0.invalid_counters()), mgmt, out);
     }
     fn metrics(&self, now: Instant, mgmt: &MgmtStats, out: &mut String) {
-        let (table, invalid) = (self.0.conntrack().stats(), self.0.invalid_counters());
-        let s = render::Snapshot {
-            ct: self.0.conntrack(),
-            table: &table,
-            pipeline: self.0.stats(),
-            invalid: &invalid,
-            rules: &[],
-            workers: &[],
-            now,
-        };
-        render::metrics(&s, mgmt, out);
+        render::metrics(&self.snapshot(now, &self.0.invalid_counters()), mgmt, out);
     }
     fn reload(&mut self) -> Result<String, String> {
         Err("not in the fuzzer".into())
