@@ -9,7 +9,7 @@ use ct_core::table::{Confirm, Conntrack, Outcome, Template};
 use ct_core::tuple::proto;
 use ct_core::wire::udp::UdpDgram;
 use ct_core::wire::{ethertype, parse_frame, parse_ip, IpPacket, TcpSeg};
-use ct_core::{CtInfo, CtState, Instant, InvalidReason};
+use ct_core::{CtInfo, Instant, InvalidReason};
 use helpers::{DropReason, HelperCx, HelperRegistry, HelperVerdict};
 use rings::PortId;
 
@@ -119,9 +119,8 @@ pub struct FrameView<'a> {
     pub port: PortId,
     /// The outermost VLAN id, for tagged frames.
     pub vlan: Option<u16>,
+    /// The tracker's verdict, with the connection's status bits.
     pub outcome: &'a Outcome,
-    /// Status bits of the connection the packet belongs to.
-    pub status: Option<ct_core::Status>,
     /// The IP packet, for IPv4/IPv6 frames that parsed.
     pub ip: Option<&'a IpPacket<'a>>,
 }
@@ -251,8 +250,7 @@ impl Pipeline {
         if outcome.table_full {
             return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
         }
-        let status = outcome.status;
-        let view = FrameView { frame, port, vlan, outcome: &outcome, status, ip: Some(&ip) };
+        let view = FrameView { frame, port, vlan, outcome: &outcome, ip: Some(&ip) };
         let mut verdict = policy.filter(&view, now);
         let mut drop_cause = None;
         if verdict == Verdict::Accept {
@@ -289,27 +287,11 @@ impl Pipeline {
         let outcome = match reason {
             Some(r) => {
                 self.stats.wire_invalid.inc(r);
-                Outcome {
-                    state: CtState::Invalid,
-                    info: None,
-                    reason: Some(r),
-                    conn: None,
-                    new: false,
-                    table_full: false,
-                    status: None,
-                }
+                Outcome::invalid(r)
             }
-            None => Outcome {
-                state: CtState::Untracked,
-                info: None,
-                reason: None,
-                conn: None,
-                new: false,
-                table_full: false,
-                status: None,
-            },
+            None => Outcome::untracked(),
         };
-        let verdict = policy.filter(&FrameView { frame, port, vlan, outcome: &outcome, status: None, ip: None }, now);
+        let verdict = policy.filter(&FrameView { frame, port, vlan, outcome: &outcome, ip: None }, now);
         Decision { outcome, verdict, drop_cause: None, l4: None }
     }
 
@@ -426,7 +408,7 @@ mod tests {
         struct RejectAll;
         impl Policy for RejectAll {
             fn filter(&self, v: &FrameView<'_>, _: Instant) -> Verdict {
-                assert!(v.status.is_some_and(|s| s.contains(ct_core::Status::CONFIRMED)));
+                assert!(v.outcome.status.is_some_and(|s| s.contains(ct_core::Status::CONFIRMED)));
                 Verdict::Reject
             }
         }

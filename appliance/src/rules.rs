@@ -214,7 +214,7 @@ impl Matcher {
         if self.status.is_none() && self.status_not.is_none() && self.dir.is_none() {
             return true;
         }
-        let (Some(status), Some(dir)) = (v.status, v.outcome.dir()) else {
+        let (Some(status), Some(dir)) = (v.outcome.status, v.outcome.dir()) else {
             return false;
         };
         let s = status.bits();
@@ -823,16 +823,8 @@ mod tests {
         let rs = ruleset(r#"(interfaces: (inside: "eth1", outside: "eth2"))"#);
         let f = ipv4(A, B, 6, &tcp(1000, 80, 1, 0, 0x02));
         let ip = ct_core::wire::parse_ip(&f[14..]).unwrap();
-        let out = ct_core::table::Outcome {
-            state: CtState::New,
-            info: None,
-            reason: None,
-            conn: None,
-            new: true,
-            table_full: false,
-            status: None,
-        };
-        let v = FrameView { frame: &f, port: PortId::Inside, vlan: None, outcome: &out, status: None, ip: Some(&ip) };
+        let out = ct_core::table::Outcome { state: CtState::New, new: true, ..ct_core::table::Outcome::untracked() };
+        let v = FrameView { frame: &f, port: PortId::Inside, vlan: None, outcome: &out, ip: Some(&ip) };
         let r = CompiledRule {
             name: "r".into(),
             m: Matcher::default(),

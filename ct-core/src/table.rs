@@ -144,7 +144,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn invalid(reason: InvalidReason) -> Outcome {
+    /// An INVALID packet, for `reason`.
+    pub fn invalid(reason: InvalidReason) -> Outcome {
         Outcome {
             state: CtState::Invalid,
             info: None,
@@ -156,7 +157,8 @@ impl Outcome {
         }
     }
 
-    fn untracked() -> Outcome {
+    /// An UNTRACKED packet (no entry).
+    pub fn untracked() -> Outcome {
         Outcome {
             state: CtState::Untracked,
             info: None,
