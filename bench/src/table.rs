@@ -103,21 +103,27 @@ pub(crate) fn fill(l3: L3, n: u32) -> Result<Filled, String> {
     })
 }
 
-/// Look up `count` tuples of the filled table in the index (lock-free), in
-/// a scattered order; returns lookups per second (every one must hit).
-pub(crate) fn lookups(f: &Filled, count: u32) -> Result<f64, String> {
+/// Time `count` calls of `look` on flows scattered over `0..n`; returns
+/// calls per second, or the first miss.
+fn scattered(n: u32, count: u32, mut look: impl FnMut(u32) -> Result<(), String>) -> Result<f64, String> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let t = Clock::now();
     for _ in 0..count {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let i = (x % u64::from(f.n)) as u32;
-        if f.ct.lookup(0, &tuple(f.l3, i)).is_none() {
-            return Err(format!("flow {i} not found"));
-        }
+        look((x % u64::from(n)) as u32)?;
     }
     Ok(f64::from(count) / t.elapsed().as_secs_f64())
+}
+
+/// Look up `count` tuples of the filled table in the index (lock-free), in
+/// a scattered order; returns lookups per second (every one must hit).
+pub(crate) fn lookups(f: &Filled, count: u32) -> Result<f64, String> {
+    scattered(f.n, count, |i| match f.ct.lookup(0, &tuple(f.l3, i)) {
+        Some(_) => Ok(()),
+        None => Err(format!("flow {i} not found")),
+    })
 }
 
 /// The same lookups in a `std::collections::HashMap` of the same tuples
@@ -128,18 +134,10 @@ pub(crate) fn hashmap_lookups(l3: L3, n: u32, count: u32) -> Result<f64, String>
     for i in 0..n {
         m.insert(tuple(l3, i), i);
     }
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let t = Clock::now();
-    for _ in 0..count {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let i = (x % u64::from(n)) as u32;
-        if m.get(&tuple(l3, i)) != Some(&i) {
-            return Err(format!("flow {i} not in the HashMap"));
-        }
-    }
-    Ok(f64::from(count) / t.elapsed().as_secs_f64())
+    scattered(n, count, |i| match m.get(&tuple(l3, i)) {
+        Some(&v) if v == i => Ok(()),
+        _ => Err(format!("flow {i} not in the HashMap")),
+    })
 }
 
 #[cfg(test)]
