@@ -175,17 +175,23 @@ impl ExpectTable {
         if self.lens[i].load(crate::sync::Ordering::Relaxed) == 0 {
             return (None, 0);
         }
-        let mut v = crate::sync::lock(&self.stripes[i]);
-        let stale = self.remove_where(i, &mut v, |x| x.expires <= now);
-        let Some(pos) = v.iter().position(|x| x.matches(t, zone)) else { return (None, stale) };
-        let x = v.remove(pos);
-        self.remove_where(i, &mut v, |_| false);
-        self.count.fetch_sub(1, crate::sync::Ordering::Relaxed);
-        drop(v);
+        // One pass: the expired ones go, and the first live match is claimed.
+        let mut claimed = None;
+        let gone = self.remove_where(i, &mut crate::sync::lock(&self.stripes[i]), |x| {
+            if x.expires <= now {
+                return true;
+            }
+            let hit = claimed.is_none() && x.matches(t, zone);
+            if hit {
+                claimed = Some(*x);
+            }
+            hit
+        });
+        let stale = gone - u64::from(claimed.is_some());
         // Checked after the claim, without the stripe lock held (the lock
         // order puts entry locks first): a master that died meanwhile has
         // its expectations removed anyway.
-        (alive(x.master).then_some(x), stale)
+        (claimed.filter(|x| alive(x.master)), stale)
     }
 
     /// Register `x` (`nf_ct_expect_related`). Returns the number of
@@ -216,11 +222,16 @@ impl ExpectTable {
         }
         if max_expected > 0 {
             let mine = |o: &Expectation| o.master == x.master && o.req.class == x.req.class;
-            while self.for_each_stripe(|v| v.iter().filter(|o| mine(o)).count()).sum::<usize>() >= max_expected as usize
-            {
-                let oldest =
-                    self.for_each_stripe(|v| v.iter().filter(|o| mine(o)).map(|o| o.created).min()).flatten().min();
-                let Some(t) = oldest else { break };
+            loop {
+                // How many the master has, and when its oldest was made.
+                let (mut n, mut oldest) = (0usize, None::<Instant>);
+                for stripe in self.stripes.iter() {
+                    for o in crate::sync::lock(stripe).iter().filter(|o| mine(o)) {
+                        n += 1;
+                        oldest = Some(oldest.map_or(o.created, |t| t.min(o.created)));
+                    }
+                }
+                let Some(t) = oldest.filter(|_| n >= max_expected as usize) else { break };
                 let mut first = true;
                 for j in 0..EXPECT_STRIPES {
                     let mut v = crate::sync::lock(&self.stripes[j]);

@@ -52,7 +52,7 @@ pub(crate) const WHEEL: usize = 1024;
 pub(crate) const WHEEL: usize = 4;
 const GRANULE_NS: u64 = 1_000_000_000;
 /// Eviction classes of the timer wheel.
-pub(crate) const CLASSES: usize = 3;
+const CLASSES: usize = Class::ALL.len();
 /// `Body::filed` of an entry on no timer list (unconfirmed).
 pub(crate) const NOT_FILED: u16 = u16::MAX;
 /// Index writer locks per pool.
@@ -73,6 +73,11 @@ pub(crate) enum Class {
     Closing = 1,
     /// Everything else: never evicted, only expired.
     Kept = 2,
+}
+
+impl Class {
+    /// Every class, in eviction order (`Class as usize` indexes it).
+    pub(crate) const ALL: [Class; 3] = [Class::Unassured, Class::Closing, Class::Kept];
 }
 
 /// The stored form of an entry's mutable part (76 bytes).

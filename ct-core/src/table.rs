@@ -22,7 +22,7 @@ use crate::expect::{EntryId, ExpectPolicy, ExpectRequest, ExpectTable, Expectati
 use crate::icmp::{self, IcmpClass};
 use crate::invalid::{InvalidCounters, InvalidReason};
 use crate::status::{CtInfo, CtState, Status};
-use crate::store::{wheel_list, wheel_second, Body, Class, HelperExt, Pool, CLASSES, WHEEL};
+use crate::store::{wheel_list, wheel_second, Body, Class, HelperExt, Pool, WHEEL};
 use crate::sync::{lock, try_lock, AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::tcp::{TcpConntrack, TcpCx, TcpState, TcpVerdict};
 use crate::time::Instant;
@@ -1162,18 +1162,28 @@ fn evict_one(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, class: Cla
             if pool.timer_len(idx) == 0 {
                 break;
             }
-            let Some(slot) = pool.timer_head(idx) else { break };
-            let id = EntryId { slot: slot | tag, generation: pool.gen(slot) };
-            let Some(mut g) = store.locked(id) else { continue };
-            if usize::from(g.filed) != idx {
-                continue;
-            }
+            let Some(head) = locked_head(store, pool, tag, idx) else { break };
+            let Some((id, mut g)) = head else { continue };
             let expired = g.deadline_ns() <= now.as_nanos();
             kill_locked(store, stats, id, &mut g);
             return Some(expired);
         }
     }
     None
+}
+
+/// The first entry of timer list `idx`, locked: `None` if the list is
+/// empty, `Some(None)` if the head moved off the list (or went) between the
+/// peek and the lock.
+fn locked_head<'a>(
+    store: &'a Store,
+    pool: &Pool,
+    tag: u32,
+    idx: usize,
+) -> Option<Option<(EntryId, MutexGuard<'a, Body>)>> {
+    let slot = pool.timer_head(idx)?;
+    let id = EntryId { slot: slot | tag, generation: pool.gen(slot) };
+    Some(store.locked(id).filter(|g| usize::from(g.filed) == idx).map(|g| (id, g)))
 }
 
 /// Advance the pool's timer wheel to `now`, examining at most `budget`
@@ -1193,8 +1203,8 @@ fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant,
     pool.set_cursor_at(*c);
     let mut reaped = 0;
     while *c < now_s {
-        for class in 0..CLASSES {
-            let idx = wheel_list(class, *c);
+        for class in Class::ALL {
+            let idx = wheel_list(class as usize, *c);
             let mut n = pool.timer_len(idx);
             while n > 0 {
                 if budget == 0 {
@@ -1202,21 +1212,13 @@ fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant,
                 }
                 budget -= 1;
                 n -= 1;
-                let Some(slot) = pool.timer_head(idx) else { break };
-                let id = EntryId { slot: slot | tag, generation: pool.gen(slot) };
-                let Some(mut g) = store.locked(id) else { continue };
-                if usize::from(g.filed) != idx {
-                    continue;
-                }
+                let Some(head) = locked_head(store, pool, tag, idx) else { break };
+                let Some((id, mut g)) = head else { continue };
                 if g.deadline_ns() <= now.as_nanos() {
                     kill_locked(store, stats, id, &mut g);
                     reaped += 1;
                 } else {
-                    let class = match class {
-                        0 => Class::Unassured,
-                        1 => Class::Closing,
-                        _ => Class::Kept,
-                    };
+                    let slot = id.slot & !tag;
                     pool.unfile(slot, &mut g);
                     pool.file(slot, &mut g, class);
                 }
