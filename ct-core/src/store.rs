@@ -25,7 +25,10 @@
 //!   second when confirmed; a refresh that pushes the deadline later leaves
 //!   it where it is (the wheel re-files it when it comes round), one that
 //!   brings it earlier or changes its class moves it. The wheel is advanced
-//!   by whoever calls the collector, at most a budget of entries per call.
+//!   by whoever calls the collector, at most a budget of entries per call;
+//!   its position inside a second's lists is kept across calls ([`Cursor`]),
+//!   so entries a whole turn or more from their deadline, re-filed onto the
+//!   list being walked, wait behind the pass instead of holding it back.
 //!   The three classes are the eviction order: not ASSURED, ASSURED but
 //!   closing, and the rest, so early drop finds its candidates over the
 //!   whole table without a scan.
@@ -141,6 +144,23 @@ struct TimerList {
     tail: u32,
 }
 
+/// The timer wheel's position. A pass over one second's lists examines the
+/// entries that were on each list when the pass reached it, however many
+/// calls that takes: entries re-filed onto the same list (their deadline
+/// is a whole turn or more away) go behind the count and wait for the next
+/// turn, so a second holding more far-deadline entries than one call's
+/// budget cannot hold the wheel back.
+#[derive(Debug, Default)]
+pub(crate) struct Cursor {
+    /// The second being processed; `None` before the first run.
+    pub(crate) second: Option<u64>,
+    /// The class whose list is being walked.
+    pub(crate) class: usize,
+    /// Entries of that list still to examine in this pass; `None` until
+    /// the pass reaches the list.
+    pub(crate) left: Option<u32>,
+}
+
 /// Key words of the widest (IPv6) key.
 pub(crate) const KEY_WORDS: usize = 10;
 
@@ -221,11 +241,16 @@ pub(crate) struct Pool {
     timers: Box<[Mutex<TimerList>]>,
     /// Length of each timer list, for lock-free emptiness checks.
     lens: Box<[AtomicU32]>,
-    /// The next wheel second to process; `None` before the first run.
-    cursor: Mutex<Option<u64>>,
-    /// The cursor's value, readable without its lock: an entry is never
-    /// filed under a second the wheel has passed.
+    /// Where the wheel is: the second being processed and the position
+    /// inside it, kept across calls.
+    cursor: Mutex<Cursor>,
+    /// The earliest second an entry may be filed under: one past the second
+    /// the wheel is processing (or has processed), so a list whose pass has
+    /// begun only receives entries whose deadline is a whole turn away.
     cursor_at: AtomicU64,
+    /// Every second before this one is done: the collector's lock-free
+    /// "nothing to do" check.
+    done_to: AtomicU64,
     seed: Seed,
     /// Per-direction packets and bytes (`nf_conntrack_acct`), when enabled.
     counters: Option<Box<[[AtomicU64; 4]]>>,
@@ -273,8 +298,9 @@ impl Pool {
             stripes: (0..STRIPES.min(buckets as usize)).map(|_| Mutex::new(())).collect(),
             timers: (0..CLASSES * WHEEL).map(|_| Mutex::new(TimerList { head: NIL, tail: NIL })).collect(),
             lens: (0..CLASSES * WHEEL).map(|_| AtomicU32::new(0)).collect(),
-            cursor: Mutex::new(None),
+            cursor: Mutex::new(Cursor::default()),
             cursor_at: AtomicU64::new(0),
+            done_to: AtomicU64::new(0),
             seed: Seed::default(),
             counters: acct.then(|| {
                 (0..cap).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect::<Box<[[AtomicU64; 4]]>>()
@@ -544,19 +570,32 @@ impl Pool {
     // -----------------------------------------------------------------
 
     /// The timer list for `class` and a deadline: the deadline's second,
-    /// or the wheel's next one if it has passed (a worker whose clock lags
-    /// another's).
+    /// or the first second the wheel has not begun if that is later (a
+    /// deadline that has passed, or a worker whose clock lags another's).
     fn list_of(&self, class: Class, deadline_ns: u64) -> usize {
-        // Relaxed: a lower bound; a stale value files the entry earlier,
-        // where the wheel re-files it.
+        // Relaxed: `file` checks its choice again under the list's lock,
+        // which orders it after `expire`'s `set_cursor_at` (see there).
         let second = (deadline_ns / GRANULE_NS).max(self.cursor_at.load(Ordering::Relaxed));
         wheel_list(class as usize, second)
     }
 
     /// Put an entry on the timer list of its class and deadline.
     pub(crate) fn file(&self, slot: u32, body: &mut Body, class: Class) {
-        let idx = self.list_of(class, body.deadline_ns());
+        let mut idx = self.list_of(class, body.deadline_ns());
         let mut l = lock(&self.timers[idx]);
+        // The wheel may have begun this list's pass between the choice and
+        // the lock (`expire` publishes `cursor_at` before it counts a list,
+        // under the list's lock): choose again under the lock, so a list
+        // being walked never receives an entry that is due.
+        loop {
+            let again = self.list_of(class, body.deadline_ns());
+            if again == idx {
+                break;
+            }
+            drop(l);
+            idx = again;
+            l = lock(&self.timers[idx]);
+        }
         let s = &self.slots[slot as usize];
         // Relaxed: timer links are only touched under the list's lock.
         s.tlink[0].store(l.tail, Ordering::Relaxed);
@@ -566,8 +605,8 @@ impl Pool {
             t => self.slots[t as usize].tlink[1].store(slot, Ordering::Relaxed),
         }
         l.tail = slot;
-        // Relaxed: a hint for lock-free emptiness checks; the list itself
-        // is read under its lock.
+        // Relaxed: read lock-free only as an emptiness hint; `timer_count`
+        // reads it under the list's lock.
         self.lens[idx].fetch_add(1, Ordering::Relaxed);
         body.filed = idx as u16;
     }
@@ -622,20 +661,38 @@ impl Pool {
         self.lens.get(idx).map_or(0, |l| l.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn cursor(&self) -> &Mutex<Option<u64>> {
+    /// Entries on timer list `idx`, read under the list's lock: every
+    /// entry filed before this call is counted, and every one filed after
+    /// it chose its list after the caller's last `set_cursor_at`.
+    pub(crate) fn timer_count(&self, idx: usize) -> u32 {
+        let Some(m) = self.timers.get(idx) else { return 0 };
+        let _l = lock(m);
+        // Relaxed: `fetch_add`/`fetch_sub` happen under this lock.
+        self.lens[idx].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn cursor(&self) -> &Mutex<Cursor> {
         &self.cursor
     }
 
-    /// The wheel's next second, without its lock.
-    pub(crate) fn cursor_at(&self) -> u64 {
-        // Relaxed: a hint; `expire` re-reads the cursor under its lock.
-        self.cursor_at.load(Ordering::Relaxed)
+    /// The earliest second an entry may be filed under (called with the
+    /// cursor locked, before the lists of `second - 1` are counted).
+    pub(crate) fn set_cursor_at(&self, second: u64) {
+        // Relaxed: `file` re-reads it under the list's lock, and
+        // `timer_count`'s lock of the same list orders the two.
+        self.cursor_at.store(second, Ordering::Relaxed);
     }
 
-    /// Publish the wheel's next second (called with the cursor locked).
-    pub(crate) fn set_cursor_at(&self, second: u64) {
-        // Relaxed: see `list_of`.
-        self.cursor_at.store(second, Ordering::Relaxed);
+    /// Every second before `done_to()` has been processed.
+    pub(crate) fn done_to(&self) -> u64 {
+        // Relaxed: a hint for skipping the cursor lock; `expire` works
+        // from the cursor, read under its lock.
+        self.done_to.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_done_to(&self, second: u64) {
+        // Relaxed: see `done_to`.
+        self.done_to.store(second, Ordering::Relaxed);
     }
 }
 

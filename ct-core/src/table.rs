@@ -22,7 +22,7 @@ use crate::expect::{EntryId, ExpectPolicy, ExpectRequest, ExpectTable, Expectati
 use crate::icmp::{self, IcmpClass};
 use crate::invalid::{InvalidCounters, InvalidReason};
 use crate::status::{CtInfo, CtState, Status};
-use crate::store::{wheel_list, wheel_second, Body, Class, HelperExt, Pool, WHEEL};
+use crate::store::{wheel_list, wheel_second, Body, Class, Cursor, HelperExt, Pool, WHEEL};
 use crate::sync::{lock, try_lock, AtomicBool, Mutex, MutexGuard, Ordering};
 use crate::tcp::{TcpConntrack, TcpCx, TcpState, TcpVerdict};
 use crate::time::Instant;
@@ -1187,45 +1187,59 @@ fn locked_head<'a>(
 }
 
 /// Advance the pool's timer wheel to `now`, examining at most `budget`
-/// entries: expired ones are removed, others re-filed at their
-/// deadline. One worker at a time; the others skip. Returns the number
-/// removed.
+/// entries: expired ones are removed, others re-filed at their deadline.
+/// The position inside a second's lists is kept across calls, so every
+/// call makes progress: a second is done once each of its lists has had
+/// the entries it held when its pass began examined once. One worker at a
+/// time; the others skip. Returns the number removed.
 fn expire(store: &Store, stats: &mut Stats, pool: &Pool, tag: u32, now: Instant, mut budget: usize) -> usize {
     let now_s = wheel_second(now.as_nanos());
-    if pool.cursor_at() >= now_s {
+    if pool.done_to() >= now_s {
         // Up to date: nothing is due before this second.
         return 0;
     }
-    let Some(mut cursor) = try_lock(pool.cursor()) else { return 0 };
+    let Some(mut cur) = try_lock(pool.cursor()) else { return 0 };
+    // A wheel more than a turn behind (a long idle gap) starts a turn back:
+    // that turn visits every list, so nothing due is skipped.
     let floor = now_s.saturating_sub(WHEEL as u64);
-    let c = cursor.get_or_insert(floor);
-    *c = (*c).max(floor);
-    pool.set_cursor_at(*c);
+    if cur.second.is_none_or(|s| s < floor) {
+        *cur = Cursor { second: Some(floor), ..Cursor::default() };
+    }
     let mut reaped = 0;
-    while *c < now_s {
-        for class in Class::ALL {
-            let idx = wheel_list(class as usize, *c);
-            let mut n = pool.timer_len(idx);
-            while n > 0 {
+    while let Some(c) = cur.second.filter(|&c| c < now_s) {
+        // Before any list of `c` is counted: from now on nothing due is
+        // filed under `c` (see `Pool::file`).
+        pool.set_cursor_at(c + 1);
+        while let Some(&class) = Class::ALL.get(cur.class) {
+            let idx = wheel_list(class as usize, c);
+            let left = cur.left.get_or_insert_with(|| pool.timer_count(idx));
+            while *left > 0 {
                 if budget == 0 {
                     return reaped;
                 }
                 budget -= 1;
-                n -= 1;
-                let Some(head) = locked_head(store, pool, tag, idx) else { break };
+                *left -= 1;
+                let Some(head) = locked_head(store, pool, tag, idx) else {
+                    *left = 0;
+                    break;
+                };
                 let Some((id, mut g)) = head else { continue };
                 if g.deadline_ns() <= now.as_nanos() {
                     kill_locked(store, stats, id, &mut g);
                     reaped += 1;
                 } else {
+                    // Not due: to its deadline's list, or behind the count
+                    // on this one if that is a whole turn or more away.
                     let slot = id.slot & !tag;
                     pool.unfile(slot, &mut g);
                     pool.file(slot, &mut g, class);
                 }
             }
+            cur.class += 1;
+            cur.left = None;
         }
-        *c += 1;
-        pool.set_cursor_at(*c);
+        *cur = Cursor { second: Some(c + 1), ..Cursor::default() };
+        pool.set_done_to(c + 1);
     }
     reaped
 }
