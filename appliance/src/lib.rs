@@ -8,6 +8,7 @@
 
 pub mod bridge;
 pub mod ctl;
+pub mod lint;
 pub mod mgmt;
 pub mod pipeline;
 pub mod reject;

@@ -85,6 +85,9 @@ fn check(file: &std::path::Path, skip_interfaces: bool) -> Result<(), String> {
     settings::helper_registry(&cfg).map_err(|e| format!("{}: helpers: {e}", file.display()))?;
     let rules = Ruleset::compile(&cfg);
     let n = rules.counters().len();
+    for w in appliance::lint::warnings(&cfg) {
+        eprintln!("{}: warning: {w}", file.display());
+    }
     println!("{}: ok ({} rules and policies)", file.display(), n);
     Ok(())
 }

@@ -67,7 +67,8 @@ struct Matcher {
     tcp_flags: Option<(u8, u8)>,
     /// `--syn` (true) or `! --syn` (false).
     syn: Option<bool>,
-    icmp_type: Option<u8>,
+    /// ICMP types as a 256-bit set.
+    icmp_type: Option<[u64; 4]>,
     icmp_code: Option<u8>,
     port: Option<PortId>,
     vlan: Option<u16>,
@@ -121,7 +122,12 @@ impl Matcher {
             dport: ports(&m.dport),
             tcp_flags: m.tcp_flags.map(|f| (f.mask, f.set)),
             syn: m.syn,
-            icmp_type: m.icmp_type,
+            icmp_type: m.icmp_type.as_ref().map(|t| {
+                t.0.iter().fold([0; 4], |mut set, &ty| {
+                    set[usize::from(ty >> 6)] |= 1 << (ty & 63);
+                    set
+                })
+            }),
             icmp_code: m.icmp_code,
             port: m.iface.map(|i| match i {
                 Iface::Inside => PortId::Inside,
@@ -192,11 +198,11 @@ impl Matcher {
                 return false;
             }
         }
-        if let Some(ty) = self.icmp_type {
+        if let Some(types) = self.icmp_type {
             let (Some(&t), Some(&c)) = (ip.l4.first(), ip.l4.get(1)) else {
                 return false;
             };
-            if t != ty || self.icmp_code.is_some_and(|code| code != c) {
+            if types[usize::from(t >> 6)] & 1 << (t & 63) == 0 || self.icmp_code.is_some_and(|code| code != c) {
                 return false;
             }
         }
@@ -719,6 +725,8 @@ mod tests {
         ));
         assert!(check(&m(r#"(proto: "icmp", icmp_type: 8, icmp_code: 0)"#), &echo, PortId::Inside));
         assert!(!check(&m(r#"(proto: "icmp", icmp_type: 0)"#), &echo, PortId::Inside));
+        assert!(check(&m(r#"(proto: "icmp", icmp_type: [0, 8, 255])"#), &echo, PortId::Inside));
+        assert!(!check(&m(r#"(proto: "icmp", icmp_type: [0, 9, 72, 136, 200])"#), &echo, PortId::Inside));
         assert!(!check(&m(r#"(iface: "outside")"#), &echo, PortId::Inside));
         assert!(!check(&m(r#"(vlan: 10)"#), &echo, PortId::Inside));
     }

@@ -115,6 +115,9 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
     let allowed = rings::cpu::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
     cfg.check_cpus(&allowed, &opts.config).map_err(|e| e.to_string())?;
     let n = cfg.workers.0 as usize;
+    for w in crate::lint::warnings(&cfg) {
+        warn!("{}: {w}", opts.config.display());
+    }
     let rules = Arc::new(Ruleset::compile(&cfg));
     let helpers = settings::helper_registry(&cfg).map_err(|e| format!("{}: helpers: {e}", opts.config.display()))?;
     let mut first = Pipeline::new(Conntrack::new(settings::ct_config(&cfg)), helpers.clone());
@@ -352,6 +355,9 @@ impl Shared {
         if (k.max, k.max_v6, k.expect_max, k.acct) != (r.max, r.max_v6, r.expect_max, r.acct) {
             warn!("conntrack max, max_v6, expect_max and acct change only with a restart (the table is allocated at start); the running ones stay");
             (k.max, k.max_v6, k.expect_max, k.acct) = (r.max, r.max_v6, r.expect_max, r.acct);
+        }
+        for w in crate::lint::warnings(&new) {
+            warn!("{}: {w}", opts.config.display());
         }
         let rules = Arc::new(Ruleset::compile(&new));
         let ct = settings::ct_config(&new);

@@ -535,6 +535,51 @@ impl TryFrom<Vec<PortRange>> for PortList {
     }
 }
 
+/// ICMP/ICMPv6 types: one number (`icmp_type: 8`, like iptables'
+/// `--icmp-type`) or a non-empty list (`icmp_type: [133, 134, 135, 136]`,
+/// like an nftables `icmpv6 type { ... }` set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpTypes(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for IcmpTypes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        fn one<E: de::Error>(v: u64) -> Result<u8, E> {
+            u8::try_from(v).map_err(|_| E::custom(format!("an ICMP type 0..=255, not {v}")))
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = IcmpTypes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an ICMP type 0..=255 or a non-empty list of them")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IcmpTypes, E> {
+                Ok(IcmpTypes(vec![one(v)?]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IcmpTypes, E> {
+                self.visit_u64(u64::try_from(v).map_err(|_| E::custom(format!("an ICMP type 0..=255, not {v}")))?)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<IcmpTypes, A::Error> {
+                let mut v = Vec::new();
+                while let Some(t) = seq.next_element::<u64>()? {
+                    v.push(one(t)?);
+                }
+                if v.is_empty() {
+                    return Err(de::Error::custom("at least one ICMP type (leave the field out to match any type)"));
+                }
+                Ok(IcmpTypes(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl IcmpTypes {
+    /// Whether `t` is one of the types.
+    pub fn contains(&self, t: u8) -> bool {
+        self.0.contains(&t)
+    }
+}
+
 /// TCP flag bits, by name.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub struct TcpFlagSet(pub u8);
@@ -641,7 +686,7 @@ struct MatchSpec {
     dport: Option<PortList>,
     tcp_flags: Option<TcpFlags>,
     syn: Option<bool>,
-    icmp_type: Option<u8>,
+    icmp_type: Option<IcmpTypes>,
     icmp_code: Option<u8>,
     iface: Option<Iface>,
     vlan: Option<VlanId>,
@@ -672,7 +717,8 @@ pub struct Match {
     pub tcp_flags: Option<TcpFlags>,
     /// `true`: `--syn` (SYN set, ACK, RST and FIN clear); `false`: `! --syn`.
     pub syn: Option<bool>,
-    pub icmp_type: Option<u8>,
+    /// Any of these types.
+    pub icmp_type: Option<IcmpTypes>,
     pub icmp_code: Option<u8>,
     /// Ingress port.
     pub iface: Option<Iface>,
@@ -1052,6 +1098,7 @@ mod tests {
                    iface: "inside", vlan: 100), action: "accept"),
                 (match: (proto: 1, icmp_type: 8, icmp_code: 0), action: "drop"),
                 (match: (proto: "udp", dport: ["53"]), action: "reject"),
+                (match: (proto: "icmpv6", icmp_type: [135, 136]), action: "accept"),
             ])),
             raw: [(match: (iface: "outside"), action: (zone: 5)), (match: (), action: "notrack"),
                   (match: (proto: "tcp", dport: [2121]), action: (helper: "ftp"))])"#,
@@ -1071,6 +1118,8 @@ mod tests {
         assert_eq!(m.not_dst.as_ref().unwrap().0[0].len, 32);
         assert_eq!(c.filter.inside_to_outside.rules[1].matches.proto, Some(Proto(1)));
         assert_eq!(c.filter.inside_to_outside.rules[2].action, Action::Reject);
+        assert_eq!(c.filter.inside_to_outside.rules[1].matches.icmp_type, Some(IcmpTypes(vec![8])));
+        assert_eq!(c.filter.inside_to_outside.rules[3].matches.icmp_type, Some(IcmpTypes(vec![135, 136])));
         assert_eq!(c.raw[0].action, RawAction::Zone(5));
         assert_eq!(c.raw[2].action, RawAction::Helper(crate::HelperKind::Ftp));
     }
@@ -1086,6 +1135,9 @@ mod tests {
             ("(filter: (inside_to_outside: (rules: [(match: (dport: [80]), action: \"drop\")])))", "proto: \"tcp\" or \"udp\"", 1),
             ("(filter: (inside_to_outside: (rules: [(match: (icmp_type: 8), action: \"drop\")])))", "\"icmp\" or \"icmpv6\"", 1),
             ("(filter: (inside_to_outside: (rules: [(match: (syn: true), action: \"drop\")])))", "proto: \"tcp\"", 1),
+            ("(filter: (inside_to_outside: (rules: [\n(match: (proto: \"icmp\", icmp_type: [8, 256]), action: \"drop\")])))", "an ICMP type 0..=255, not 256", 2),
+            ("(filter: (inside_to_outside: (rules: [(match: (proto: \"icmp\", icmp_type: []), action: \"drop\")])))", "at least one ICMP type", 1),
+            ("(filter: (inside_to_outside: (rules: [(match: (proto: \"icmp\", icmp_type: \"echo\"), action: \"drop\")])))", "an ICMP type 0..=255 or a non-empty list", 1),
             ("(filter: (inside_to_outside: (rules: [(match: (ctstate: [\"SNAT\"]), action: \"drop\")])))", "a ctstate", 1),
             ("(filter: (inside_to_outside: (rules: [(match: (ctstatus: [\"DYING\"]), action: \"drop\")])))", "a ctstatus", 1),
             ("(filter: (inside_to_outside: (rules: [(match: (colour: 1), action: \"drop\")])))", "colour", 1),
