@@ -322,12 +322,18 @@ impl Bg {
 
     /// Waits for the exit (killing after `timeout`) and returns the last JSON line printed.
     pub fn finish_json(&mut self, timeout: Duration) -> Result<serde_json::Value, String> {
+        let text = self.finish(timeout)?;
+        last_json(&text).ok_or_else(|| format!("{}: no JSON result; output:\n{text}", self.name))
+    }
+
+    /// Waits for the exit (killing after `timeout`) and returns everything it printed.
+    pub fn finish(&mut self, timeout: Duration) -> Result<String, String> {
         if self.wait_exit(timeout).is_none() {
             self.kill();
             return Err(format!("{} did not finish within {timeout:?}; output:\n{}", self.name, self.text()));
         }
         self.join_readers();
-        last_json(&self.text()).ok_or_else(|| format!("{}: no JSON result; output:\n{}", self.name, self.text()))
+        Ok(self.text())
     }
 
     fn join_readers(&mut self) {
@@ -445,17 +451,16 @@ impl Topology {
             format!("link set {inside} up"),
             format!("link set {outside} up"),
         ])?;
-        for (ns, ifc, mac, ip4, ip6, peer_ip6, peer_mac) in
-            [(&self.a, "a0", A_MAC, A_IP, A_IP6, B_IP6, B_MAC), (&self.b, "b0", B_MAC, B_IP, B_IP6, A_IP6, A_MAC)]
-        {
+        for (ns, ifc, mac, ip4, ip6) in [(&self.a, "a0", A_MAC, A_IP, A_IP6), (&self.b, "b0", B_MAC, B_IP, B_IP6)] {
+            // Neighbours are found as a user's hosts find them: ARP, and IPv6 neighbour
+            // discovery across the bridge (which conntrack leaves UNTRACKED). Only duplicate
+            // address detection is skipped (`nodad`), to spare each test its second of
+            // waiting; a firewall that dropped it would not change its outcome.
             ns.ip_batch(&[
                 format!("link set {ifc} address {mac}"),
                 format!("addr add {ip4}/24 dev {ifc}"),
                 format!("addr add {ip6}/64 dev {ifc} nodad"),
                 format!("link set {ifc} up"),
-                // IPv6 without neighbour discovery (which conntrack calls INVALID): fixed
-                // neighbours. IPv4 keeps ARP, which the tests check crosses the bridge.
-                format!("neigh replace {peer_ip6} lladdr {peer_mac} dev {ifc} nud permanent"),
             ])?;
             // Full checksums on the wire (see AFXDP_NOTES: veth otherwise hands partial ones).
             ns.exec("ethtool", &["-K", ifc, "tx", "off"])?;
@@ -547,23 +552,24 @@ impl Topology {
         Ok(bg)
     }
 
-    /// UDP request/response across the bridge: an echo server on B's `port`,
+    /// UDP request/response across the bridge: an echo server on B's `b_addr` and `port`,
     /// `count` datagrams from A each answered within `timeout_s`, the whole
     /// client run within `deadline`. Returns the client's JSON result (`ok`:
     /// datagrams answered); the server stops on return.
     pub fn udp_echoes(
         &self,
+        b_addr: &str,
         port: u16,
         count: u32,
         timeout_s: u32,
         deadline: Duration,
     ) -> Result<serde_json::Value, String> {
         let port = port.to_string();
-        let _echo = self.peer_spawn(&self.b, &["udp-echo", "--bind", B_IP, "--port", &port])?;
+        let _echo = self.peer_spawn(&self.b, &["udp-echo", "--bind", b_addr, "--port", &port])?;
         let (count, timeout) = (count.to_string(), timeout_s.to_string());
         self.peer_run(
             &self.a,
-            &["udp-client", "--dst", B_IP, "--port", &port, "--count", &count, "--timeout", &timeout],
+            &["udp-client", "--dst", b_addr, "--port", &port, "--count", &count, "--timeout", &timeout],
             deadline,
         )
     }

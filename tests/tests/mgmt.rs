@@ -14,18 +14,18 @@ const TOKEN: &str = "test-token-0123456789";
 /// The example rules plus a management address that only host A may reach.
 fn config(udp_timeout: u32) -> FwConfig {
     let mut cfg = configs::example();
-    let section = format!(
-        r#"(
-  conntrack: (udp_timeout: {udp_timeout}),
-  mgmt: (
-    port: "inside",
-    addresses: ["{MGMT_IP}/24", "{MGMT_IP6}/64"],
-    allow: ["{A_IP}/32", "fd00::1/128"],
-    token: "{TOKEN}",
-  ),
-"#
+    configs::set(
+        &mut cfg,
+        "conntrack",
+        &format!("(tcp_timeout_established: 7200, tcp_loose: true, udp_timeout: {udp_timeout})"),
     );
-    cfg.ron = cfg.ron.replacen("(\n", &section, 1);
+    configs::set(
+        &mut cfg,
+        "mgmt",
+        &format!(
+            r#"(port: "inside", addresses: ["{MGMT_IP}/24", "{MGMT_IP6}/64"], allow: ["{A_IP}/32", "fd00::1/128"], token: "{TOKEN}")"#
+        ),
+    );
     cfg
 }
 
@@ -202,7 +202,7 @@ fn reload_token_and_events() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let t = &st.topo;
-    let r = ok(n, t.udp_echoes(7001, 1, 2, Duration::from_secs(10)));
+    let r = ok(n, t.udp_echoes(B_IP, 7001, 1, 2, Duration::from_secs(10)));
     assert_eq!(r["ok"], 1, "{n}: {r}");
     let is = |kind: &'static str| move |l: &str| l.contains(kind) && l.contains("udp") && l.contains("dport=7001");
     ok(n, events.wait_line(0, Duration::from_secs(5), is("[NEW]")).map(|_| ()));

@@ -29,48 +29,81 @@ fn helpers_line(ftp: bool) -> &'static str {
     }
 }
 
-fn ron(ftp: bool, extra_inside_rule: &str) -> String {
-    format!(
-        r#"(
-  interfaces: (inside: "{INSIDE}", outside: "{OUTSIDE}"),
-{helpers}
-  filter: (
-    inside_to_outside: (policy: "accept", rules: [
-      (name: "in-invalid", match: (ctstate: ["INVALID"]), action: "drop"),
-      (name: "in-not-syn", match: (ctstate: ["NEW"], proto: "tcp", syn: false), action: "drop"),{extra_inside_rule}
-    ]),
-    outside_to_inside: (policy: "drop", rules: [
-      (name: "out-invalid", match: (ctstate: ["INVALID"]), action: "drop"),
-      (name: "out-est", match: (ctstate: ["ESTABLISHED"]), action: "accept"),
-      (name: "out-rel", match: (ctstate: ["RELATED"]), action: "accept"),
-    ]),
-  ),
-)
-"#,
-        helpers = helpers_line(ftp)
-    )
+/// `config/examples/bridge.ron` as shipped: what a user runs.
+const EXAMPLE: &str = include_str!("../../../config/examples/bridge.ron");
+
+/// Replaces `from` (which must be there) with `to` in `text`.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(
+        text.contains(from),
+        "config/examples/bridge.ron no longer contains {from:?}: update tests/src/bridge/configs.rs"
+    );
+    text.replacen(from, to, 1)
 }
 
-/// The example configuration: inside may open anything (with a SYN for TCP), outside only
-/// gets ESTABLISHED and RELATED; FTP helper on 21, TFTP on 69.
+/// `config/examples/bridge.ron` itself, with the test's interface names: inside may open
+/// anything (with a SYN for TCP), outside only gets ESTABLISHED and RELATED, NTP's and
+/// neighbour discovery's UNTRACKED packets, and a reject for ident; FTP helper on 21, TFTP on
+/// 69.
 pub fn example() -> FwConfig {
-    FwConfig { ron: ron(true, ""), ftp_helper: true, drop_icmp_out: false }
+    let ron = edit(
+        EXAMPLE,
+        r#"interfaces: (inside: "veth-in", outside: "veth-out")"#,
+        &format!(r#"interfaces: (inside: "{INSIDE}", outside: "{OUTSIDE}")"#),
+    );
+    FwConfig { ron, ftp_helper: true, drop_icmp_out: false }
 }
 
 /// [`example`] without the FTP helper: active FTP's data connection (outside→inside, NEW) has
 /// nothing to make it RELATED and is dropped.
 pub fn example_without_ftp_helper() -> FwConfig {
-    FwConfig { ron: ron(false, ""), ftp_helper: false, drop_icmp_out: false }
+    let ron = edit(
+        &example().ron,
+        r#"helpers: [(helper: "ftp", ports: [21]), (helper: "tftp", ports: [69])]"#,
+        r#"helpers: [(helper: "tftp", ports: [69])]"#,
+    );
+    FwConfig { ron, ftp_helper: false, drop_icmp_out: false }
 }
 
 /// A valid change of [`example`] for the reload test: ICMP from inside is dropped too, which
 /// the test observes (ping A→B stops working) to know that the reload took effect.
 pub fn example_reloaded_no_icmp() -> FwConfig {
-    FwConfig {
-        ron: ron(true, "\n      (name: \"in-no-icmp\", match: (proto: \"icmp\"), action: \"drop\"),"),
-        ftp_helper: true,
-        drop_icmp_out: true,
-    }
+    let mut cfg = FwConfig { drop_icmp_out: true, ..example() };
+    insert_rule(&mut cfg, "in-open", r#"(name: "in-no-icmp", match: (proto: "icmp"), action: "drop")"#);
+    cfg
+}
+
+/// Sets the top-level setting `key` of `cfg` to `value`: replaces the line of an existing
+/// `key:` (top-level settings are indented by four spaces in the example) or adds one after
+/// the opening parenthesis. Returns the 1-based line of the setting.
+pub fn set(cfg: &mut FwConfig, key: &str, value: &str) -> usize {
+    let line = format!("    {key}: {value},");
+    let mut lines: Vec<String> = cfg.ron.lines().map(str::to_string).collect();
+    let at = match lines.iter().position(|l| l.starts_with(&format!("    {key}:"))) {
+        Some(i) => {
+            // A value spread over several lines ends before the next top-level line.
+            let end = if lines[i].trim_end().ends_with(',') {
+                i + 1
+            } else {
+                lines[i + 1..].iter().position(|l| l.starts_with("    ),")).map_or(lines.len(), |n| i + 2 + n)
+            };
+            lines.splice(i..end, [line]);
+            i
+        }
+        None => {
+            let open = lines.iter().position(|l| l == "(").expect("the configuration opens with a line '('");
+            lines.insert(open + 1, line);
+            open + 1
+        }
+    };
+    cfg.ron = lines.join("\n") + "\n";
+    at + 1
+}
+
+/// Adds `rule` to `cfg` just before the rule named `before`.
+pub fn insert_rule(cfg: &mut FwConfig, before: &str, rule: &str) {
+    let at = format!("(name: \"{before}\",");
+    cfg.ron = edit(&cfg.ron, &at, &format!("{rule},\n                {at}"));
 }
 
 /// Strict in both directions for FTP: a NEW connection may only go to TCP port 21 from inside;
@@ -111,8 +144,9 @@ pub fn broken() -> String {
     lines.join("\n") + "\n"
 }
 
-/// The kernel reference's nftables rule set with the same meaning as `cfg`, for a Linux bridge
-/// with `bridge-nf-call-iptables=1`. Direction is told by the source address (host B is the
+/// The kernel reference's nftables rule set with the same meaning as `cfg` (the example's
+/// filter chains; the strict FTP rules are not modelled), for a Linux bridge with
+/// `bridge-nf-call-iptables=1`. Direction is told by the source address (host B is the
 /// outside), which is equivalent here because only hosts A and B send.
 pub fn kernel_nft(cfg: &FwConfig, b_ip4: &str, b_ip6: &str) -> String {
     let ftp_helper = if cfg.ftp_helper { "    tcp dport 21 ct helper set \"ftp21\"\n" } else { "" };
@@ -136,6 +170,9 @@ pub fn kernel_nft(cfg: &FwConfig, b_ip4: &str, b_ip6: &str) -> String {
     ct state invalid drop
     ct state established accept
     ct state related accept
+    ct state untracked udp sport 123 accept
+    ct state untracked icmpv6 type {{ mld-listener-query, mld-listener-report, mld-listener-done, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }} accept
+    tcp dport 113 reject with tcp reset
     drop
   }}
 }}
