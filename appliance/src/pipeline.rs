@@ -418,6 +418,75 @@ mod tests {
         assert_eq!((p.stats().accepted, p.stats().dropped), (1, 2));
     }
 
+    /// Ethernet/IPv4/TCP with a correct checksum.
+    fn tcp_frame(
+        src: [u8; 4],
+        dst: [u8; 4],
+        ports: (u16, u16),
+        seq_ack: (u32, u32),
+        flags: u8,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let len = 40 + data.len();
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, (len >> 8) as u8, len as u8, 0, 1, 0, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        let c = ct_core::wire::checksum::checksum(&f[14..34], 0);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ports.0.to_be_bytes());
+        f.extend_from_slice(&ports.1.to_be_bytes());
+        f.extend_from_slice(&seq_ack.0.to_be_bytes());
+        f.extend_from_slice(&seq_ack.1.to_be_bytes());
+        f.extend_from_slice(&[0x50, flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+        f.extend_from_slice(data);
+        let ip = parse_ip(&f[14..]).unwrap();
+        let c = ct_core::wire::checksum::checksum(ip.l4, ct_core::wire::checksum::pseudo_header_sum(&ip, ip.l4.len()));
+        f[50..52].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    /// Issue 11: bare SYNs to the FTP port used to take the helper's line
+    /// state at SYN_SENT, from a pool of max(expect_max, 1024) (4096 by default), so a SYN
+    /// flood left a real FTP control connection without its ALG. The state
+    /// is now taken at the first line after the handshake.
+    #[test]
+    fn syns_to_the_ftp_port_do_not_take_the_alg_from_real_connections() {
+        let ftp = helpers::ftp::Ftp::new(helpers::ftp::FtpConfig::default());
+        let reg = HelperRegistry::builder().register(std::sync::Arc::new(ftp), &[21]).unwrap().build();
+        let cfg = CtConfig { max_entries: 8192, ..CtConfig::default() };
+        let mut p = Pipeline::new(Conntrack::new(cfg), reg);
+        let (c, s) = ([10, 0, 1, 2], [10, 0, 2, 2]);
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        const PSH: u8 = 0x08;
+        for i in 0..5000u16 {
+            let src = [10, 9, (i >> 8) as u8, i as u8];
+            let d = p.process(
+                &tcp_frame(src, s, (1024 + i, 21), (7, 0), SYN, b""),
+                PortId::Outside,
+                Instant::ZERO,
+                &AcceptAll,
+            );
+            assert_eq!(d.verdict, Verdict::Accept);
+        }
+        let mut at = |f: Vec<u8>, port| p.process(&f, port, Instant::from_millis(10), &AcceptAll);
+        at(tcp_frame(c, s, (5000, 21), (100, 0), SYN, b""), PortId::Inside);
+        at(tcp_frame(s, c, (21, 5000), (900, 101), SYN | ACK, b""), PortId::Outside);
+        at(tcp_frame(c, s, (5000, 21), (101, 901), ACK, b""), PortId::Inside);
+        let banner = b"220 ready\r\n";
+        at(tcp_frame(s, c, (21, 5000), (901, 101), PSH | ACK, banner), PortId::Outside);
+        let user = b"USER ftp\r\n";
+        at(tcp_frame(c, s, (5000, 21), (101, 901 + banner.len() as u32), PSH | ACK, user), PortId::Inside);
+        let port = b"PORT 10,0,1,2,156,64\r\n";
+        let seq = 101 + user.len() as u32;
+        at(tcp_frame(c, s, (5000, 21), (seq, 901 + banner.len() as u32), PSH | ACK, port), PortId::Inside);
+        let x: Vec<_> = p.conntrack().expectations(Instant::from_millis(10)).collect();
+        assert_eq!(x.len(), 1, "the PORT command opened its expectation");
+        assert_eq!((x[0].req.tuple.dst, x[0].req.tuple.dport), (ct_core::Addr::v4(c), 40000));
+        assert_eq!(p.conntrack().stats().helper_state_full, 0);
+    }
+
     #[test]
     fn non_ip_is_untracked_and_broken_ip_invalid() {
         let mut p = Pipeline::new(Conntrack::new(CtConfig::default()), HelperRegistry::default());

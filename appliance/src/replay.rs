@@ -221,7 +221,7 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
                     "insert": s.insert, "insert_failed": s.insert_failed, "early_drop": s.early_drop,
                     "icmp_error": s.icmp_error, "expect_new": s.expect_new, "expect_create": s.expect_create,
                     "expect_delete": s.expect_delete, "delete": s.delete, "untracked": s.untracked,
-                    "invalid_reasons": reasons,
+                    "helper_state_full": s.helper_state_full, "invalid_reasons": reasons,
                 }})
             )?;
         }

@@ -470,6 +470,7 @@ impl Totals {
             expect_delete,
             delete,
             untracked,
+            helper_state_full,
         } = &w.table;
         let t = &mut self.table;
         t.found += found;
@@ -486,6 +487,7 @@ impl Totals {
         t.expect_delete += expect_delete;
         t.delete += delete;
         t.untracked += untracked;
+        t.helper_state_full += helper_state_full;
         self.invalid.merge(&w.invalid);
         let XdpStats {
             rx,

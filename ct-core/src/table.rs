@@ -205,6 +205,10 @@ pub struct Stats {
     pub expect_delete: u64,
     pub delete: u64,
     pub untracked: u64,
+    /// Packets whose helper line state (FTP) could not be kept because
+    /// every state slot was in use: that control connection's ALG opens
+    /// nothing until one is free.
+    pub helper_state_full: u64,
 }
 
 /// What happened to a connection (`conntrack -E`'s `[NEW]`, `[UPDATE]`,
@@ -487,7 +491,7 @@ impl Conntrack {
             v4: Pool::new(L3::V4, cfg.max_entries, cfg.acct),
             v6: Pool::new(L3::V6, cfg.max_entries_v6, cfg.acct),
             expects: ExpectTable::new(cfg.max_expectations),
-            ext: HelperExt::new(cfg.max_expectations.max(1024) as usize),
+            ext: HelperExt::new(helper_states(&cfg)),
             names: std::array::from_fn(|_| OnceLock::new()),
             events: Mutex::new(None),
             events_on: AtomicBool::new(false),
@@ -942,15 +946,24 @@ impl Conntrack {
         id: EntryId,
         f: impl FnOnce(&Tuple, &Tuple, Zone, &mut HelperSlot) -> R,
     ) -> Option<R> {
-        let g = self.store.locked(id)?;
+        let mut g = self.store.locked(id)?;
         if g.helper == 0 {
             return None;
         }
         let e = self.store.view(id, &g)?;
         let mut h = e.helper?;
         let r = f(&e.orig, &e.reply, e.zone, &mut h);
-        if let Some(l) = self.store.ext.line(g.ext) {
-            *lock(l) = h.line;
+        if h.line != e.helper?.line {
+            // The state is taken when a helper first has something to keep
+            // (FTP: the first line end after the handshake), so connections
+            // that never carry a line (bare SYNs to port 21) hold none.
+            if g.ext == 0 {
+                g.ext = self.store.ext.alloc().unwrap_or(0);
+            }
+            match self.store.ext.line(g.ext) {
+                Some(l) => *lock(l) = h.line,
+                None => self.stats.helper_state_full += 1,
+            }
         }
         Some(r)
     }
@@ -979,7 +992,6 @@ impl Conntrack {
             if let Some(n) = self.store.names.get(usize::from(hid)) {
                 let _ = n.set(name);
             }
-            g.ext = self.store.ext.alloc().unwrap_or(0);
         }
         self.store.write_back(id, &mut g, e);
         Some(id)
@@ -1064,6 +1076,13 @@ impl Conntrack {
         }
         x
     }
+}
+
+/// Helper line states: as many as the table has connections (at most
+/// 65535, the most a 16-bit index names); each is taken only by a
+/// connection whose helper has state to keep.
+fn helper_states(cfg: &CtConfig) -> usize {
+    (cfg.max_entries as usize + cfg.max_entries_v6 as usize).min(usize::from(u16::MAX))
 }
 
 /// Run the L4 tracker on a confirmed entry's view. `Ok(true)`: delete

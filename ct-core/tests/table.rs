@@ -459,3 +459,38 @@ fn full_table_finds_the_one_candidate_anywhere() {
     let ports: Vec<u16> = h.ct.entries(Instant::from_millis(2700)).map(|(_, e)| e.orig.sport).collect();
     assert!(ports.contains(&6000) && !ports.contains(&5000));
 }
+
+/// Helper line state is taken when the helper first keeps something, from a
+/// pool as large as the table (at most 65535): connections that never do
+/// hold none, and past the pool the refusals are counted, not silent.
+#[test]
+fn helper_line_state_is_taken_lazily_and_refusals_are_counted() {
+    let mut ct = Conntrack::new(CtConfig { max_entries: 70_000, max_entries_v6: 16, ..CtConfig::default() });
+    let tmpl = Template { helper: Some((0, "ftp")), ..Template::default() };
+    let now = Instant::ZERO;
+    let mut ids = Vec::new();
+    for i in 0..65_536u32 {
+        let src = [10, 1, (i >> 8) as u8, i as u8];
+        let pkt = udp(src, S, 1024 + (i % 60_000) as u16, 21, b"");
+        let o = ct.track(&parse_ip(&pkt).unwrap(), &tmpl, now);
+        ct.confirm(&o, now);
+        ids.push(o.conn.unwrap());
+    }
+    // Looking without keeping anything takes no state.
+    for &id in &ids {
+        assert_eq!(ct.with_helper(id, |_, _, _, h| h.line.seq_aft_nl_num), Some([0, 0]));
+    }
+    // Keeping state: the first 65535 connections get it and keep it.
+    let keep = |ct: &mut Conntrack, id| ct.with_helper(id, |_, _, _, h| h.line.seq_aft_nl_num[0] += 1);
+    for &id in &ids {
+        keep(&mut ct, id);
+    }
+    assert_eq!(ct.stats().helper_state_full, 1, "the 65536th was refused, counted");
+    assert_eq!(ct.with_helper(ids[0], |_, _, _, h| h.line.seq_aft_nl_num), Some([1, 0]));
+    assert_eq!(ct.with_helper(ids[65_535], |_, _, _, h| h.line.seq_aft_nl_num), Some([0, 0]));
+    // A connection that goes frees its state for the next.
+    assert!(ct.kill(ids[0]));
+    keep(&mut ct, ids[65_535]);
+    assert_eq!(ct.with_helper(ids[65_535], |_, _, _, h| h.line.seq_aft_nl_num), Some([1, 0]));
+    assert_eq!(ct.stats().helper_state_full, 1);
+}

@@ -172,7 +172,7 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
             "insert_failed": t.insert_failed, "clash_resolve": t.clash_resolve, "drop": t.drop, "early_drop": t.early_drop,
             "icmp_error": t.icmp_error, "expect_new": t.expect_new, "expect_create": t.expect_create,
             "expect_delete": t.expect_delete, "delete": t.delete, "untracked": t.untracked,
-            "events_lost": ct.events_lost(),
+            "helper_state_full": t.helper_state_full, "events_lost": ct.events_lost(),
         },
         "invalid_reasons": reasons,
         "frames": {
@@ -245,7 +245,7 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
         "Pending expectations.",
         ct.expectations(s.now).count() as u64,
     );
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 17] = [
         ("ctwall_conntrack_found_total", "Packets that found their connection.", t.found),
         ("ctwall_conntrack_ignore_total", "TCP packets the tracker ignored.", t.ignore),
         ("ctwall_conntrack_insert_total", "Connections confirmed.", t.insert),
@@ -263,6 +263,11 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
         ("ctwall_conntrack_expect_delete_total", "Expectations removed.", t.expect_delete),
         ("ctwall_conntrack_delete_total", "Confirmed connections removed.", t.delete),
         ("ctwall_conntrack_untracked_total", "Packets left untracked.", t.untracked),
+        (
+            "ctwall_conntrack_helper_state_full_total",
+            "Packets whose helper line state could not be kept: every state slot was in use.",
+            t.helper_state_full,
+        ),
         (
             "ctwall_conntrack_events_lost_total",
             "Connection events dropped because the event queue was full.",
