@@ -862,6 +862,37 @@ mod loom_models {
         });
     }
 
+    /// The timer wheel starting its pass over second 1 (publishing the
+    /// filing floor 2, then counting the list under its lock) while another
+    /// worker files an entry that is due in second 1: the entry is either
+    /// counted by the pass or filed under second 2, never left behind the
+    /// pass on the list it has begun (where it would wait a whole turn).
+    #[test]
+    fn loom_models_filing_against_the_wheel_pass() {
+        model(|| {
+            let pool = Arc::new(Pool::new(L3::V4, 1, false));
+            pool.set_cursor_at(1);
+            let t = udp(1000);
+            let (slot, _) = pool.alloc(0, &t).unwrap();
+            let filer = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let mut body = lock(&pool.slot(slot).unwrap().body);
+                    body.set_deadline_ns(1_500_000_000);
+                    pool.file(slot, &mut body, Class::Unassured);
+                    body.filed
+                })
+            };
+            pool.set_cursor_at(2);
+            let counted = pool.timer_count(wheel_list(0, 1));
+            let filed = usize::from(filer.join().unwrap());
+            assert!(
+                filed == wheel_list(0, 2) || (filed == wheel_list(0, 1) && counted == 1),
+                "filed on list {filed}, the pass over second 1 counted {counted}"
+            );
+        });
+    }
+
     /// Free-list ABA: one worker pops while another pops twice and pushes
     /// the first slot back. No slot is ever held by two workers at once.
     #[test]
