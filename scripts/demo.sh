@@ -3,7 +3,8 @@
 # live in their own network namespaces on one subnet; ctwall bridges the
 # two veth ports of a third namespace with AF_XDP and the example rules
 # (config/examples/bridge.ron: inside may open anything, outside only gets
-# answers and RELATED traffic). Real ping, curl and UDP cross it; traffic the
+# answers and RELATED traffic). Real ping (IPv4 and IPv6, with neighbour
+# discovery), curl and UDP cross it; traffic the
 # rules refuse does not. ctwall also owns 10.0.0.250 on the link (its own
 # smoltcp stack): host A pings it and reads the conntrack table over HTTP with
 # `ctwall ctl`; SIGUSR1 prints the table on stdout too. Everything stays
@@ -35,6 +36,8 @@ ip link add a0 netns "$a" type veth peer name veth-in netns "$fw"
 ip link add b0 netns "$b" type veth peer name veth-out netns "$fw"
 ip -n "$a" addr add 10.0.0.1/24 dev a0
 ip -n "$b" addr add 10.0.0.2/24 dev b0
+ip -n "$a" addr add fd00::1/64 dev a0
+ip -n "$b" addr add fd00::2/64 dev b0
 for ns in "$a" "$b" "$fw"; do ip -n "$ns" link set lo up; done
 ip -n "$a" link set a0 up; ip -n "$b" link set b0 up
 ip -n "$fw" link set veth-in up; ip -n "$fw" link set veth-out up
@@ -61,6 +64,14 @@ sleep 1
 
 step "ping A -> B (inside opens: passes)"
 ip netns exec "$a" ping -c 3 -i 0.2 -W 1 10.0.0.2 | tail -2
+step "ping -6 A -> B (neighbour discovery crosses: the example admits NDP, which conntrack leaves UNTRACKED)"
+# Wait for duplicate address detection to finish on both hosts (it crosses the bridge too).
+for _ in $(seq 50); do
+  [ -z "$(ip -n "$a" -6 addr show dev a0 tentative)$(ip -n "$b" -6 addr show dev b0 tentative)" ] && break
+  sleep 0.1
+done
+ip netns exec "$a" ping -6 -c 3 -i 0.2 -W 1 fd00::2 | tail -2
+ip -n "$a" -6 neigh show fd00::2 dev a0
 step "ping B -> A (outside may not open: dropped)"
 ip netns exec "$b" ping -c 2 -i 0.2 -W 1 10.0.0.1 | tail -2 || true
 step "curl from A to the web server on B"
