@@ -115,7 +115,7 @@ impl Iterator for Chunks<'_> {
     fn next(&mut self) -> Option<Chunk> {
         let h = self.l4.get(self.off..self.off.checked_add(CHUNK_HEADER_LEN)?)?;
         let c = Chunk { ty: h[0], flags: h[1], len: u16::from_be_bytes([h[2], h[3]]), at: self.off };
-        self.off = if c.len == 0 { self.l4.len() } else { self.off + (usize::from(c.len) + 3) / 4 * 4 };
+        self.off = if c.len == 0 { self.l4.len() } else { self.off + usize::from(c.len).next_multiple_of(4) };
         Some(c)
     }
 }
