@@ -574,6 +574,52 @@ mod tests {
         assert_eq!(SctpState::new(&p), Err(InvalidReason::SctpTruncated));
     }
 
+    fn any_state() -> impl proptest::strategy::Strategy<Value = SctpState> {
+        use proptest::prelude::*;
+        (0usize..9, any::<[u32; 2]>(), any::<[bool; 2]>(), 0u8..2, any::<bool>()).prop_map(
+            |(s, vtag, init, last_dir, heartbeat_vtag_failed)| SctpState {
+                state: SctpConntrack::ALL[s],
+                vtag,
+                init,
+                last_dir,
+                heartbeat_vtag_failed,
+            },
+        )
+    }
+
+    /// Chunk headers with small tags and lengths (so that walks and tag
+    /// checks are exercised), or raw bytes.
+    fn any_packet() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let chunk = (0u8..16, 0u8..2, 0u16..40, proptest::collection::vec(any::<u8>(), 0..24));
+        prop_oneof![
+            (0u32..3, proptest::collection::vec(chunk, 0..5)).prop_map(|(vtag, cs)| {
+                let mut b = pkt(vtag, &[]);
+                for (ty, flags, len, value) in cs {
+                    b.extend_from_slice(&[ty, flags]);
+                    b.extend_from_slice(&len.to_be_bytes());
+                    b.extend_from_slice(&value);
+                }
+                b
+            }),
+            proptest::collection::vec(any::<u8>(), 0..80),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the state and bytes: no panic, and the state still packs.
+        #[test]
+        fn hostile_packets_never_panic(st in any_state(), b in any_packet(), reply in proptest::bool::ANY, confirmed in proptest::bool::ANY) {
+            if let Ok(p) = SctpPkt::parse(&b) {
+                let _ = SctpState::new(&p);
+                let mut st = st;
+                let dir = if reply { Dir::Reply } else { Dir::Original };
+                let _ = st.packet(dir, confirmed, &p, &SctpTimeouts::default(), &mut Status::empty());
+                proptest::prop_assert_eq!(SctpState::unpack(&st.pack()), st);
+            }
+        }
+    }
+
     #[test]
     fn pack_round_trip() {
         let s = SctpState {

@@ -1,7 +1,7 @@
 //! SCTP through the table (CONNTRACK_SPEC §14): ports in the tuple, the
 //! association state machine, verification tags, listings, ICMP errors.
 
-use ct_core::listing::{conntrack_line, proc_line, ListOptions};
+use ct_core::listing::{conntrack_line, event_line, proc_line, ListOptions};
 use ct_core::sctp::{checksum, chunk, SctpConntrack};
 use ct_core::table::{Conntrack, Entry, Outcome, Template};
 use ct_core::tuple::proto;
@@ -178,4 +178,25 @@ fn secondary_path_heartbeat() {
     let e = &h.entries(1)[0];
     assert_eq!(e.sctp_state(), Some(SctpConntrack::Established));
     assert!(e.status.contains(Status::ASSURED));
+}
+
+#[test]
+fn state_changes_are_update_events() {
+    let mut h = H::new();
+    h.ct.enable_events(64);
+    h.associate(0);
+    h.pass(&sctp(A, B, 5000, 6000, BT, &[(chunk::DATA, 3, b"x")]), 4);
+    let mut evs = Vec::new();
+    h.ct.drain_events(&mut evs);
+    let lines: Vec<String> = evs.iter().map(|e| event_line(e, &ListOptions::default())).collect();
+    let heads: Vec<String> = lines.iter().map(|l| l.split(" src=").next().unwrap_or("").to_string()).collect();
+    assert_eq!(
+        heads,
+        [
+            "    [NEW] sctp     132 10 CLOSED",
+            " [UPDATE] sctp     132 3 COOKIE_WAIT",
+            " [UPDATE] sctp     132 3 COOKIE_ECHOED",
+            " [UPDATE] sctp     132 210 ESTABLISHED",
+        ]
+    );
 }
