@@ -69,7 +69,8 @@ pub(crate) const MAX_SLOTS: u32 = 1 << 30;
 pub(crate) enum Class {
     /// Confirmed without ASSURED: evicted first.
     Unassured = 0,
-    /// ASSURED TCP connections that started closing: evicted next.
+    /// ASSURED TCP connections or SCTP associations that started closing:
+    /// evicted next.
     Closing = 1,
     /// Everything else: never evicted, only expired.
     Kept = 2,

@@ -1035,8 +1035,8 @@ impl Conntrack {
     /// (`nf_conntrack_max`): reap what is due, then evict like the kernel's
     /// `early_drop` but over the whole table's candidates: the entry
     /// nearest expiry that is not ASSURED, else the nearest closing TCP
-    /// connection. An ASSURED connection that is not closing is never
-    /// evicted.
+    /// connection or SCTP association. An ASSURED connection that is not
+    /// closing is never evicted.
     fn make_room(&mut self, l3: L3, now: Instant) -> bool {
         let store = &*self.store;
         let (pool, tag) = store.family(l3);

@@ -49,7 +49,11 @@ struct H {
 
 impl H {
     fn new() -> H {
-        H { ct: Conntrack::new(CtConfig::default()) }
+        H::with(CtConfig::default())
+    }
+
+    fn with(cfg: CtConfig) -> H {
+        H { ct: Conntrack::new(cfg) }
     }
 
     fn pass(&mut self, pkt: &[u8], t_ms: u64) -> Outcome {
@@ -65,14 +69,18 @@ impl H {
 
     /// A to B 5000 -> 6000: INIT, INIT ACK, COOKIE ECHO, COOKIE ACK.
     fn associate(&mut self, t: u64) {
+        self.associate_from(5000, t);
+    }
+
+    fn associate_from(&mut self, port: u16, t: u64) {
         let st = |o: Outcome| (o.state, o.dir());
-        let o = self.pass(&sctp(A, B, 5000, 6000, 0, &[(chunk::INIT, 0, &init(AT))]), t);
+        let o = self.pass(&sctp(A, B, port, 6000, 0, &[(chunk::INIT, 0, &init(AT))]), t);
         assert_eq!(st(o), (CtState::New, Some(Dir::Original)));
-        let o = self.pass(&sctp(B, A, 6000, 5000, AT, &[(chunk::INIT_ACK, 0, &init(BT))]), t + 1);
+        let o = self.pass(&sctp(B, A, 6000, port, AT, &[(chunk::INIT_ACK, 0, &init(BT))]), t + 1);
         assert_eq!(st(o), (CtState::Established, Some(Dir::Reply)));
-        let o = self.pass(&sctp(A, B, 5000, 6000, BT, &[(chunk::COOKIE_ECHO, 0, b"cookie")]), t + 2);
+        let o = self.pass(&sctp(A, B, port, 6000, BT, &[(chunk::COOKIE_ECHO, 0, b"cookie")]), t + 2);
         assert_eq!(st(o), (CtState::Established, Some(Dir::Original)));
-        let o = self.pass(&sctp(B, A, 6000, 5000, AT, &[(chunk::COOKIE_ACK, 0, b"")]), t + 3);
+        let o = self.pass(&sctp(B, A, 6000, port, AT, &[(chunk::COOKIE_ACK, 0, b"")]), t + 3);
         assert_eq!(st(o), (CtState::Established, Some(Dir::Reply)));
     }
 }
@@ -199,4 +207,19 @@ fn state_changes_are_update_events() {
             " [UPDATE] sctp     132 210 ESTABLISHED",
         ]
     );
+}
+
+#[test]
+fn closing_association_is_evicted_first() {
+    let mut h = H::with(CtConfig { max_entries: 2, ..CtConfig::default() });
+    h.associate_from(5000, 0);
+    h.associate_from(5001, 10);
+    h.pass(&sctp(A, B, 5001, 6000, BT, &[(chunk::SHUTDOWN, 0, &[0; 4])]), 20);
+    // Both ASSURED; the one shutting down makes room for a new association.
+    let o = h.pass(&sctp(A, B, 5002, 6000, 0, &[(chunk::INIT, 0, &init(AT))]), 30);
+    assert_eq!(o.state, CtState::New);
+    let ports: Vec<_> = h.entries(30).iter().map(|e| e.orig.sport).collect();
+    assert_eq!(ports.len(), 2);
+    assert!(ports.contains(&5000) && ports.contains(&5002), "{ports:?}");
+    assert_eq!(h.ct.stats().early_drop, 1);
 }
