@@ -114,3 +114,24 @@ pub fn xdp_config(c: &Config) -> rings::xdp::XdpConfig {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_the_trackers_default() {
+        assert_eq!(ct_config(&Config::default()), CtConfig::default());
+    }
+
+    #[test]
+    fn sctp_timeouts_reach_the_tracker() {
+        let mut c = Config::default();
+        c.conntrack.sctp_timeout_established = config::Secs(3600);
+        c.conntrack.sctp_timeout_heartbeat_sent = config::Secs(5);
+        let ct = ct_config(&c);
+        assert_eq!(ct.sctp.established, Duration::from_secs(3600));
+        assert_eq!(ct.sctp.heartbeat_sent, Duration::from_secs(5));
+        assert_eq!(ct.sctp.closed, Duration::from_secs(10));
+    }
+}
