@@ -107,6 +107,7 @@ differential!(
     sctp_malformed,
     sctp_checksum_off,
     sctp_heartbeat_path,
+    sctp_heartbeat_restart,
     sctp_init_retrans_no_refresh,
     sctp_custom_timeouts,
     sctp_collision_stale_init_ack,

@@ -18,6 +18,7 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
     ("sctp_malformed", sctp_malformed),
     ("sctp_checksum_off", sctp_checksum_off),
     ("sctp_heartbeat_path", sctp_heartbeat_path),
+    ("sctp_heartbeat_restart", sctp_heartbeat_restart),
     ("sctp_init_retrans_no_refresh", sctp_init_retrans_no_refresh),
     ("sctp_custom_timeouts", sctp_custom_timeouts),
     ("sctp_collision_stale_init_ack", sctp_collision_stale_init_ack),
@@ -142,10 +143,19 @@ fn sctp_shutdown() -> Scenario {
 }
 
 fn sctp_shutdown_from_server() -> Scenario {
-    let mut b = Builder::new("sctp_shutdown_from_server", "§14.5 SHUTDOWN in the reply direction: SHUTDOWN_RECD 3");
+    let mut b = Builder::new(
+        "sctp_shutdown_from_server",
+        "§14.5 SHUTDOWN from the server: SHUTDOWN_RECD, SHUTDOWN_ACK_SENT, SHUTDOWN COMPLETE with T: CLOSED",
+    );
     let a = Assoc::std();
     a.handshake(&mut b);
     b.send(a.s(CT, &[sctp_chunk(SHUTDOWN, 0, &0u32.to_be_bytes())]), "S>C SHUTDOWN");
+    let a2 = Assoc::new(C, 5001, S, 6000);
+    a2.handshake(&mut b);
+    b.send(a2.s(CT, &[sctp_chunk(SHUTDOWN, 0, &0u32.to_be_bytes())]), "S>C SHUTDOWN");
+    b.send(a2.c(ST, &[bare(SHUTDOWN_ACK, 0)]), "C>S SHUTDOWN ACK");
+    b.send(a2.s(CT, &[bare(SHUTDOWN_COMPLETE, T)]), "S>C SHUTDOWN COMPLETE T, wrong tag");
+    b.send(a2.s(ST, &[bare(SHUTDOWN_COMPLETE, T)]), "S>C SHUTDOWN COMPLETE T, reflected tag");
     b.build()
 }
 
@@ -282,6 +292,29 @@ fn sctp_heartbeat_path() -> Scenario {
     b.send(a.c(ST, &[data(5, b"x")]), "C>S DATA");
     b.send(a.s(CT, &[sack(5)]), "S>C SACK");
     b.send(a.s(ST, &[sack(5)]), "S>C SACK wrong tag");
+    b.build()
+}
+
+fn sctp_heartbeat_restart() -> Scenario {
+    let mut b = Builder::new(
+        "sctp_heartbeat_restart",
+        "§14.4 a HEARTBEAT with an unknown tag passes without refresh; the peer's HEARTBEAT ACK relearns the tags",
+    );
+    let a = Assoc::std();
+    a.handshake(&mut b);
+    b.send(a.c(0x3333, &[heartbeat(HEARTBEAT), data(1, b"x")]), "C>S HEARTBEAT+DATA new tag");
+    b.send(a.c(0x3333, &[heartbeat(HEARTBEAT)]), "C>S HEARTBEAT new tag");
+    b.send(a.c(0x3333, &[heartbeat(HEARTBEAT_ACK)]), "C>S HEARTBEAT ACK new tag, same side");
+    b.send(a.s(0x4444, &[heartbeat(HEARTBEAT_ACK)]), "S>C HEARTBEAT ACK new tag");
+    b.send(a.c(0x5555, &[heartbeat(HEARTBEAT)]), "C>S HEARTBEAT learns");
+    b.send(a.c(0x5555, &[data(1, b"x")]), "C>S DATA learnt tag");
+    b.send(a.s(0x4444, &[data(1, b"y")]), "S>C DATA learnt tag");
+    b.send(a.s(CT, &[data(2, b"y")]), "S>C DATA old tag");
+    // Another path: a mismatched HEARTBEAT 3 s later does not refresh the timeout.
+    let a2 = Assoc::new(C, 5001, S, 6000);
+    a2.handshake(&mut b);
+    b.at(3.0);
+    b.send(a2.c(0x6666, &[heartbeat(HEARTBEAT)]), "t=3 C>S HEARTBEAT new tag");
     b.build()
 }
 
