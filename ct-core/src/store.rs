@@ -86,7 +86,8 @@ impl Class {
 pub(crate) struct Body {
     /// Expiry time in nanoseconds, low and high word.
     pub(crate) deadline: [u32; 2],
-    /// Protocol state (`TcpState::pack`, the UDP stream time, GRE timeouts).
+    /// Protocol state (`TcpState::pack`, `SctpState::pack`, the UDP stream
+    /// time, GRE timeouts).
     pub(crate) proto: [u32; crate::tcp::PACKED_WORDS],
     pub(crate) mark: u32,
     pub(crate) status: u16,

@@ -345,6 +345,9 @@ mod kind {
     pub(super) const SCTP: u8 = 5;
 }
 
+// SCTP's packed state fits the words TCP's sizes (no entry grows).
+const _: () = assert!(crate::sctp::PACKED_WORDS <= crate::tcp::PACKED_WORDS);
+
 /// The eviction class of an entry in its present state.
 fn class_of(e: &Entry) -> Class {
     if !e.status.contains(Status::ASSURED) {
