@@ -1,7 +1,7 @@
 //! From the `config` crate's plain data to the runtime objects.
 
 use config::{Config, HelperKind};
-use ct_core::config::{TcpKnobs, TcpTimeouts};
+use ct_core::config::{SctpTimeouts, TcpKnobs, TcpTimeouts};
 use ct_core::CtConfig;
 use helpers::ftp::{Ftp, FtpConfig};
 use helpers::tftp::Tftp;
@@ -38,6 +38,16 @@ pub fn ct_config(c: &Config) -> CtConfig {
         },
         udp: secs(k.udp_timeout),
         udp_stream: secs(k.udp_timeout_stream),
+        sctp: SctpTimeouts {
+            closed: secs(k.sctp_timeout_closed),
+            cookie_wait: secs(k.sctp_timeout_cookie_wait),
+            cookie_echoed: secs(k.sctp_timeout_cookie_echoed),
+            established: secs(k.sctp_timeout_established),
+            shutdown_sent: secs(k.sctp_timeout_shutdown_sent),
+            shutdown_recd: secs(k.sctp_timeout_shutdown_recd),
+            shutdown_ack_sent: secs(k.sctp_timeout_shutdown_ack_sent),
+            heartbeat_sent: secs(k.sctp_timeout_heartbeat_sent),
+        },
         icmp: secs(k.icmp_timeout),
         icmpv6: secs(k.icmpv6_timeout),
         generic: secs(k.generic_timeout),
@@ -102,5 +112,26 @@ pub fn xdp_config(c: &Config) -> rings::xdp::XdpConfig {
             config::ZeroCopy::On => rings::xdp::ZeroCopy::On,
             config::ZeroCopy::Off => rings::xdp::ZeroCopy::Off,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_the_trackers_default() {
+        assert_eq!(ct_config(&Config::default()), CtConfig::default());
+    }
+
+    #[test]
+    fn sctp_timeouts_reach_the_tracker() {
+        let mut c = Config::default();
+        c.conntrack.sctp_timeout_established = config::Secs(3600);
+        c.conntrack.sctp_timeout_heartbeat_sent = config::Secs(5);
+        let ct = ct_config(&c);
+        assert_eq!(ct.sctp.established, Duration::from_secs(3600));
+        assert_eq!(ct.sctp.heartbeat_sent, Duration::from_secs(5));
+        assert_eq!(ct.sctp.closed, Duration::from_secs(10));
     }
 }

@@ -137,6 +137,14 @@ pub struct Conntrack {
     pub tcp_max_retrans: u8,
     pub udp_timeout: Secs,
     pub udp_timeout_stream: Secs,
+    pub sctp_timeout_closed: Secs,
+    pub sctp_timeout_cookie_wait: Secs,
+    pub sctp_timeout_cookie_echoed: Secs,
+    pub sctp_timeout_established: Secs,
+    pub sctp_timeout_shutdown_sent: Secs,
+    pub sctp_timeout_shutdown_recd: Secs,
+    pub sctp_timeout_shutdown_ack_sent: Secs,
+    pub sctp_timeout_heartbeat_sent: Secs,
     pub icmp_timeout: Secs,
     pub icmpv6_timeout: Secs,
     pub generic_timeout: Secs,
@@ -173,6 +181,14 @@ impl Default for Conntrack {
             tcp_max_retrans: 3,
             udp_timeout: Secs(30),
             udp_timeout_stream: Secs(120),
+            sctp_timeout_closed: Secs(10),
+            sctp_timeout_cookie_wait: Secs(3),
+            sctp_timeout_cookie_echoed: Secs(3),
+            sctp_timeout_established: Secs(210),
+            sctp_timeout_shutdown_sent: Secs(3),
+            sctp_timeout_shutdown_recd: Secs(3),
+            sctp_timeout_shutdown_ack_sent: Secs(3),
+            sctp_timeout_heartbeat_sent: Secs(30),
             icmp_timeout: Secs(30),
             icmpv6_timeout: Secs(30),
             generic_timeout: Secs(600),
@@ -534,6 +550,16 @@ mod tests {
             c.helpers.0,
             vec![HelperSpec { helper: HelperKind::Ftp, ports: Ports(vec![21, 2121]), loose: true }]
         );
+    }
+
+    #[test]
+    fn sctp_timeouts_are_validated_timeouts() {
+        let c = parse("(conntrack: (sctp_timeout_established: 3600, sctp_timeout_heartbeat_sent: 5))").unwrap();
+        assert_eq!(c.conntrack.sctp_timeout_established, Secs(3600));
+        assert_eq!(c.conntrack.sctp_timeout_heartbeat_sent, Secs(5));
+        assert_eq!(c.conntrack.sctp_timeout_closed, Secs(10));
+        let e = parse("(conntrack: (sctp_timeout_cookie_wait: 0))").unwrap_err();
+        assert!(e.message.contains("at least 1 second"), "{e}");
     }
 
     #[test]

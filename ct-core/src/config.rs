@@ -1,7 +1,8 @@
 //! Every timeout and knob of the tracker, with the kernel's defaults
-//! (Appendix A of CONNTRACK_SPEC; K-TCP `tcp_timeouts`, K-UDP, K-ICMP, K-GEN,
+//! (Appendix A of CONNTRACK_SPEC; K-TCP `tcp_timeouts`, K-UDP, K-SCTP, K-ICMP, K-GEN,
 //! K-STD). Plain data: the `config` crate maps RON onto it.
 
+use crate::sctp::SctpConntrack;
 use core::time::Duration;
 
 const fn s(secs: u64) -> Duration {
@@ -44,6 +45,51 @@ impl Default for TcpTimeouts {
     }
 }
 
+/// SCTP timeouts per state (`net.netfilter.nf_conntrack_sctp_timeout_*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SctpTimeouts {
+    /// Also the timeout of NONE (the kernel's "new" timeout).
+    pub closed: Duration,
+    pub cookie_wait: Duration,
+    pub cookie_echoed: Duration,
+    pub established: Duration,
+    pub shutdown_sent: Duration,
+    pub shutdown_recd: Duration,
+    pub shutdown_ack_sent: Duration,
+    pub heartbeat_sent: Duration,
+}
+
+impl Default for SctpTimeouts {
+    fn default() -> Self {
+        SctpTimeouts {
+            closed: s(10),
+            cookie_wait: s(3),
+            cookie_echoed: s(3),
+            established: s(210),
+            shutdown_sent: s(3),
+            shutdown_recd: s(3),
+            shutdown_ack_sent: s(3),
+            heartbeat_sent: s(30),
+        }
+    }
+}
+
+impl SctpTimeouts {
+    /// The timeout of state `s`.
+    pub fn of(&self, s: SctpConntrack) -> Duration {
+        match s {
+            SctpConntrack::None | SctpConntrack::Closed => self.closed,
+            SctpConntrack::CookieWait => self.cookie_wait,
+            SctpConntrack::CookieEchoed => self.cookie_echoed,
+            SctpConntrack::Established => self.established,
+            SctpConntrack::ShutdownSent => self.shutdown_sent,
+            SctpConntrack::ShutdownRecd => self.shutdown_recd,
+            SctpConntrack::ShutdownAckSent => self.shutdown_ack_sent,
+            SctpConntrack::HeartbeatSent => self.heartbeat_sent,
+        }
+    }
+}
+
 /// TCP behaviour knobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcpKnobs {
@@ -72,6 +118,8 @@ pub struct CtConfig {
     pub udp: Duration,
     /// `nf_conntrack_udp_timeout_stream`.
     pub udp_stream: Duration,
+    /// `nf_conntrack_sctp_timeout_*`.
+    pub sctp: SctpTimeouts,
     /// `nf_conntrack_icmp_timeout`.
     pub icmp: Duration,
     /// `nf_conntrack_icmpv6_timeout`.
@@ -104,6 +152,7 @@ impl Default for CtConfig {
             tcp_knobs: TcpKnobs::default(),
             udp: s(30),
             udp_stream: s(120),
+            sctp: SctpTimeouts::default(),
             icmp: s(30),
             icmpv6: s(30),
             generic: s(600),

@@ -97,6 +97,21 @@ reasons! {
     IcmpErrorOuterDaddr => "icmp_error_outer_daddr",
     /// ICMPv6 redirect without hop limit 255, link-local source or code 0.
     Icmpv6BadRedirect => "icmpv6_bad_redirect",
+    // ---- SCTP ----
+    /// SCTP common header, or the fixed part of an INIT/INIT ACK, cut short.
+    SctpTruncated => "sctp_truncated",
+    /// CRC32c wrong.
+    SctpBadChecksum => "sctp_bad_checksum",
+    /// No chunk, a zero chunk length, or a chunk that must be first or alone
+    /// is not (`do_basic_checks`).
+    SctpBadChunks => "sctp_bad_chunks",
+    /// A first packet that cannot open a path: ABORT, SHUTDOWN COMPLETE,
+    /// COOKIE ACK, or no control chunk (`sctp_new`).
+    SctpInvalidNew => "sctp_invalid_new",
+    /// Verification tag check failed (RFC 9260 §8.5).
+    SctpBadVtag => "sctp_bad_vtag",
+    /// The transition table says INVALID for this chunk and state.
+    SctpInvalidTransition => "sctp_invalid_transition",
     // ---- GRE ----
     /// GRE version 1 carrying something other than PPP.
     GreBadProto => "gre_bad_proto",

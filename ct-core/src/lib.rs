@@ -6,8 +6,9 @@
 //! * [`wire`]: checked zero-copy views (Ethernet/VLAN, IPv4, IPv6, TCP, UDP,
 //!   ICMP, ICMPv6).
 //! * [`tuple`], [`status`]: the kernel's tuple, status bits, ctinfo and ctstate.
-//! * [`tcp`], [`udp`], [`icmp`], and the generic tracker in [`table`]: the
-//!   per-protocol state machines (K-TCP, K-UDP, K-ICMP, K-GEN).
+//! * [`tcp`], [`udp`], [`sctp`], [`icmp`], and the generic tracker in
+//!   [`table`]: the per-protocol state machines (K-TCP, K-UDP, K-SCTP,
+//!   K-ICMP, K-GEN).
 //! * [`table`]: the connection table, lookups in both directions,
 //!   unconfirmed entries, ICMP error correlation, timeouts.
 //! * [`expect`]: expectations created by helpers.
@@ -20,6 +21,7 @@ pub mod expect;
 pub mod icmp;
 pub mod invalid;
 pub mod listing;
+pub mod sctp;
 pub mod seq;
 pub mod status;
 mod store;

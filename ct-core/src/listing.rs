@@ -62,11 +62,12 @@ fn write_counter(out: &mut String, c: &Counter, opts: &ListOptions) {
     }
 }
 
-/// The l4 tracker's part (`print_conntrack`): the TCP state name, or
-/// GRE's per-entry timeouts.
+/// The l4 tracker's part (`print_conntrack`): the TCP or SCTP state name,
+/// or GRE's per-entry timeouts.
 fn write_proto_state(out: &mut String, e: &Entry) {
     let _ = match &e.proto {
         ProtoState::Tcp(t) => write!(out, "{} ", t.state().name()),
+        ProtoState::Sctp(st) => write!(out, "{} ", st.state.name()),
         ProtoState::Gre { timeout, stream_timeout } => {
             write!(out, "timeout={timeout}, stream_timeout={stream_timeout} ")
         }
@@ -125,9 +126,10 @@ pub fn proc_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
 pub fn conntrack_line(e: &Entry, now: Instant, opts: &ListOptions) -> String {
     let mut out = String::with_capacity(200);
     let _ = write!(out, "{:<8} {} {} ", proto_name(e.orig.proto), e.orig.proto, seconds_left(e.deadline, now));
-    if let Some(st) = e.tcp_state() {
-        // conntrack -L prints the TCP state only (GRE timeouts are not in ctnetlink).
-        let _ = write!(out, "{} ", st.name());
+    if let Some(st) = e.state_name() {
+        // conntrack -L prints the TCP or SCTP state only (GRE timeouts are
+        // not in ctnetlink).
+        let _ = write!(out, "{st} ");
     }
     write_tuples(&mut out, e, AddrStyle::Ntop, opts);
     let _ = write!(out, "mark={} ", e.mark);
@@ -153,8 +155,8 @@ pub fn event_line(ev: &CtEvent, opts: &ListOptions) -> String {
     if let (Some(left), false) = (ev.remaining, ev.kind == EventKind::Destroy) {
         let _ = write!(out, "{} ", left.as_secs());
     }
-    if let Some(st) = e.tcp_state() {
-        let _ = write!(out, "{} ", st.name());
+    if let Some(st) = e.state_name() {
+        let _ = write!(out, "{st} ");
     }
     write_tuples(&mut out, e, AddrStyle::Ntop, opts);
     if e.mark != 0 {

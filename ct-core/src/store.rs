@@ -72,7 +72,8 @@ pub(crate) const MAX_SLOTS: u32 = 1 << 30;
 pub(crate) enum Class {
     /// Confirmed without ASSURED: evicted first.
     Unassured = 0,
-    /// ASSURED TCP connections that started closing: evicted next.
+    /// ASSURED TCP connections or SCTP associations that started closing:
+    /// evicted next.
     Closing = 1,
     /// Everything else: never evicted, only expired.
     Kept = 2,
@@ -88,7 +89,8 @@ impl Class {
 pub(crate) struct Body {
     /// Expiry time in nanoseconds, low and high word.
     pub(crate) deadline: [u32; 2],
-    /// Protocol state (`TcpState::pack`, the UDP stream time, GRE timeouts).
+    /// Protocol state (`TcpState::pack`, `SctpState::pack`, the UDP stream
+    /// time, GRE timeouts).
     pub(crate) proto: [u32; crate::tcp::PACKED_WORDS],
     pub(crate) mark: u32,
     pub(crate) status: u16,

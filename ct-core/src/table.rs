@@ -21,6 +21,7 @@ use crate::config::CtConfig;
 use crate::expect::{EntryId, ExpectPolicy, ExpectRequest, ExpectTable, Expectation, LineTrack};
 use crate::icmp::{self, IcmpClass};
 use crate::invalid::{InvalidCounters, InvalidReason};
+use crate::sctp::{SctpConntrack, SctpPkt, SctpState};
 use crate::status::{CtInfo, CtState, Status};
 use crate::store::{wheel_list, wheel_second, Body, Class, Cursor, HelperExt, Pool, WHEEL};
 use crate::sync::{lock, try_lock, AtomicBool, Mutex, MutexGuard, Ordering};
@@ -40,6 +41,7 @@ use std::sync::{Arc, OnceLock};
 pub enum ProtoState {
     Tcp(TcpState),
     Udp(UdpState),
+    Sctp(SctpState),
     Icmp,
     /// GRE keeps the timeouts it was created with (`ct->proto.gre`), in seconds.
     Gre {
@@ -107,6 +109,22 @@ impl Entry {
         }
     }
 
+    pub fn sctp_state(&self) -> Option<SctpConntrack> {
+        match &self.proto {
+            ProtoState::Sctp(s) => Some(s.state),
+            _ => None,
+        }
+    }
+
+    /// The protocol state name listings print (TCP's or SCTP's).
+    pub fn state_name(&self) -> Option<&'static str> {
+        match &self.proto {
+            ProtoState::Tcp(t) => Some(t.state().name()),
+            ProtoState::Sctp(s) => Some(s.state.name()),
+            _ => None,
+        }
+    }
+
     /// Time left before expiry, zero once expired.
     pub fn remaining(&self, now: Instant) -> Duration {
         self.deadline.saturating_since(now)
@@ -117,9 +135,15 @@ impl Entry {
         self.deadline <= now
     }
 
-    /// Evictable under pressure: not ASSURED, or a closing TCP connection.
+    /// Evictable under pressure: not ASSURED, or a closing TCP connection
+    /// or SCTP association.
     pub fn can_early_drop(&self) -> bool {
-        !self.status.contains(Status::ASSURED) || matches!(&self.proto, ProtoState::Tcp(t) if t.can_early_drop())
+        !self.status.contains(Status::ASSURED)
+            || match &self.proto {
+                ProtoState::Tcp(t) => t.can_early_drop(),
+                ProtoState::Sctp(s) => s.can_early_drop(),
+                _ => false,
+            }
     }
 }
 
@@ -217,8 +241,8 @@ pub struct Stats {
 pub enum EventKind {
     /// The entry was confirmed (`IPCT_NEW`).
     New,
-    /// It saw its first reply, became ASSURED, or its TCP state changed
-    /// (`IPCT_REPLY`, `IPCT_ASSURED`, `IPCT_PROTOINFO`).
+    /// It saw its first reply, became ASSURED, or its TCP or SCTP state
+    /// changed (`IPCT_REPLY`, `IPCT_ASSURED`, `IPCT_PROTOINFO`).
     Update,
     /// A confirmed entry was removed: expiry, eviction, TCP re-open or
     /// [`Conntrack::kill`] (`IPCT_DESTROY`).
@@ -267,8 +291,8 @@ impl EventRing {
 }
 
 /// The parts of an entry whose change is an UPDATE event.
-fn update_key(e: &Entry) -> (Status, Option<TcpConntrack>) {
-    (e.status & (Status::SEEN_REPLY | Status::ASSURED), e.tcp_state())
+fn update_key(e: &Entry) -> (Status, Option<&'static str>) {
+    (e.status & (Status::SEEN_REPLY | Status::ASSURED), e.state_name())
 }
 
 /// Why an expectation could not be registered.
@@ -302,6 +326,7 @@ pub enum Confirm {
 enum L4<'a> {
     Tcp(TcpSeg<'a>),
     Udp,
+    Sctp(SctpPkt<'a>),
     Icmp(IcmpMsg<'a>),
     Gre((u16, u16)),
     Generic,
@@ -321,7 +346,11 @@ mod kind {
     pub(super) const UDP: u8 = 2;
     pub(super) const ICMP: u8 = 3;
     pub(super) const GRE: u8 = 4;
+    pub(super) const SCTP: u8 = 5;
 }
+
+// SCTP's packed state fits the words TCP's sizes (no entry grows).
+const _: () = assert!(crate::sctp::PACKED_WORDS <= crate::tcp::PACKED_WORDS);
 
 /// The eviction class of an entry in its present state.
 fn class_of(e: &Entry) -> Class {
@@ -353,6 +382,10 @@ fn store_body(b: &mut Body, e: &Entry) {
             w[1] = (ns >> 32) as u32;
             kind::UDP
         }
+        ProtoState::Sctp(st) => {
+            w[..crate::sctp::PACKED_WORDS].copy_from_slice(&st.pack());
+            kind::SCTP
+        }
         ProtoState::Icmp => kind::ICMP,
         ProtoState::Gre { timeout, stream_timeout } => {
             w[0] = timeout;
@@ -371,6 +404,7 @@ fn load_proto(b: &Body) -> ProtoState {
         kind::UDP => {
             ProtoState::Udp(UdpState { stream_ts: Instant::from_nanos(u64::from(w[0]) | u64::from(w[1]) << 32) })
         }
+        kind::SCTP => ProtoState::Sctp(SctpState::unpack(w)),
         kind::ICMP => ProtoState::Icmp,
         kind::GRE => ProtoState::Gre { timeout: w[0], stream_timeout: w[1] },
         _ => ProtoState::Generic,
@@ -667,6 +701,13 @@ impl Conntrack {
                 }
                 L4::Udp
             }
+            (proto::SCTP, _) => {
+                // `sctp_error` (length, CRC32c), then `do_basic_checks`.
+                if verify && ip.l4.len() >= crate::sctp::HEADER_LEN && !SctpPkt::checksum_ok(ip.l4) {
+                    return Err(InvalidReason::SctpBadChecksum);
+                }
+                L4::Sctp(SctpPkt::parse(ip.l4)?)
+            }
             (proto::ICMP, L3::V4) | (proto::ICMPV6, L3::V6) => {
                 let m = IcmpMsg::parse(ip.l4)?;
                 if verify && !checksum::l4_ok(ip) {
@@ -831,6 +872,14 @@ impl Conntrack {
                 let st = UdpState::new(now);
                 e.proto = ProtoState::Udp(st);
                 refresh(&mut e, cfg, Dir::Original, ip, now, cfg.udp);
+            }
+            L4::Sctp(p) => {
+                let mut st = SctpState::new(p)?;
+                let t = st.packet(Dir::Original, false, p, &cfg.sctp, &mut e.status)?;
+                e.proto = ProtoState::Sctp(st);
+                // A new entry is always refreshed (the no-refresh cases
+                // need a confirmed one).
+                refresh(&mut e, cfg, Dir::Original, ip, now, t.unwrap_or(cfg.sctp.closed));
             }
             L4::Icmp(_) => {
                 let ok = match orig.l3 {
@@ -1001,8 +1050,8 @@ impl Conntrack {
     /// (`nf_conntrack_max`): reap what is due, then evict like the kernel's
     /// `early_drop` but over the whole table's candidates: the entry
     /// nearest expiry that is not ASSURED, else the nearest closing TCP
-    /// connection. An ASSURED connection that is not closing is never
-    /// evicted.
+    /// connection or SCTP association. An ASSURED connection that is not
+    /// closing is never evicted.
     fn make_room(&mut self, l3: L3, now: Instant) -> bool {
         let store = &*self.store;
         let (pool, tag) = store.family(l3);
@@ -1134,6 +1183,11 @@ fn update(
             refresh(e, cfg, dir, ip, now, r.timeout);
             if r.set_assured {
                 e.status |= Status::ASSURED;
+            }
+        }
+        (ProtoState::Sctp(st), L4::Sctp(p)) => {
+            if let Some(t) = st.packet(dir, true, p, &cfg.sctp, &mut e.status)? {
+                refresh(e, cfg, dir, ip, now, t);
             }
         }
         (ProtoState::Icmp, L4::Icmp(_)) => {
@@ -1294,6 +1348,7 @@ fn tuple_of(ip: &IpPacket<'_>, l4: &L4<'_>) -> Tuple {
     let (sport, dport) = match l4 {
         L4::Tcp(seg) => (seg.sport, seg.dport),
         L4::Udp => ports(ip.l4),
+        L4::Sctp(p) => (p.sport, p.dport),
         L4::Icmp(m) => (m.ident, u16::from(m.ty) << 8 | u16::from(m.code)),
         L4::Gre(keys) => *keys,
         L4::Generic => (0, 0),

@@ -9,7 +9,7 @@ pub const BOOL_KNOBS: [&str; 5] = ["tcp_loose", "tcp_be_liberal", "tcp_ignore_in
 
 /// Every knob name accepted in [`Scenario::sysctls`]: the kernel sysctl name without the
 /// `net.netfilter.nf_conntrack_` prefix, which is also the ctwall config key.
-pub const KNOWN_KNOBS: [&str; 25] = [
+pub const KNOWN_KNOBS: [&str; 33] = [
     "tcp_timeout_syn_sent",
     "tcp_timeout_syn_recv",
     "tcp_timeout_established",
@@ -26,6 +26,14 @@ pub const KNOWN_KNOBS: [&str; 25] = [
     "tcp_max_retrans",
     "udp_timeout",
     "udp_timeout_stream",
+    "sctp_timeout_closed",
+    "sctp_timeout_cookie_wait",
+    "sctp_timeout_cookie_echoed",
+    "sctp_timeout_established",
+    "sctp_timeout_shutdown_sent",
+    "sctp_timeout_shutdown_recd",
+    "sctp_timeout_shutdown_ack_sent",
+    "sctp_timeout_heartbeat_sent",
     "icmp_timeout",
     "icmpv6_timeout",
     "generic_timeout",

@@ -338,6 +338,29 @@ impl Pkt {
         Pkt::new(src, dst, L4::Raw { proto, payload: payload.to_vec() })
     }
 
+    /// An SCTP packet (IP protocol 132) with a common header and `chunks` (see
+    /// [`sctp_chunk`]) and a correct CRC32c (RFC 9260 §6.8, Appendix A).
+    pub fn sctp(
+        src: impl Into<IpAddr>,
+        sport: u16,
+        dst: impl Into<IpAddr>,
+        dport: u16,
+        vtag: u32,
+        chunks: &[Vec<u8>],
+    ) -> Pkt {
+        let mut b = Vec::new();
+        b.extend_from_slice(&sport.to_be_bytes());
+        b.extend_from_slice(&dport.to_be_bytes());
+        b.extend_from_slice(&vtag.to_be_bytes());
+        b.extend_from_slice(&[0; 4]);
+        for c in chunks {
+            b.extend_from_slice(c);
+        }
+        let crc = crc32c(&b);
+        b[8..12].copy_from_slice(&crc.to_le_bytes());
+        Pkt::raw(src, dst, 132, &b)
+    }
+
     // ---- modifiers -------------------------------------------------------------------------
 
     /// Sets the TCP payload (panics for non-TCP).
@@ -651,6 +674,29 @@ fn emit_ext(e: &Ext6, next: u8, out: &mut Vec<u8>) {
             out.extend_from_slice(&id.to_be_bytes());
         }
     }
+}
+
+/// One SCTP chunk: type, flags, length (4 + value) and the value, padded to 4 bytes.
+pub fn sctp_chunk(ty: u8, flags: u8, value: &[u8]) -> Vec<u8> {
+    let mut c = vec![ty, flags];
+    c.extend_from_slice(&(4 + value.len() as u16).to_be_bytes());
+    c.extend_from_slice(value);
+    while c.len() % 4 != 0 {
+        c.push(0);
+    }
+    c
+}
+
+/// CRC32c (Castagnoli, reflected polynomial 0x82F63B78), bit by bit.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+        }
+    }
+    !c
 }
 
 /// Internet checksum accumulator (RFC 1071).

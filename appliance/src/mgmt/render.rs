@@ -107,7 +107,7 @@ pub fn entry_json(e: &Entry, now: Instant, opts: &ListOptions) -> Value {
         "l3": e.orig.l3.name(),
         "proto": e.orig.proto,
         "timeout": seconds_left(e.deadline, now),
-        "state": e.tcp_state().map(|s| s.name()),
+        "state": e.state_name(),
         "status": e.status.names().collect::<Vec<_>>(),
         "orig": tuple(&e.orig),
         "reply": tuple(&e.reply),

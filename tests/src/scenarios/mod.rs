@@ -4,6 +4,7 @@
 mod ftp;
 mod icmp;
 mod misc;
+mod sctp;
 mod tcp;
 mod udp;
 
@@ -19,6 +20,7 @@ pub fn all() -> Vec<(&'static str, Ctor)> {
     let mut v: Vec<(&'static str, Ctor)> = Vec::new();
     v.extend_from_slice(tcp::ALL);
     v.extend_from_slice(udp::ALL);
+    v.extend_from_slice(sctp::ALL);
     v.extend_from_slice(icmp::ALL);
     v.extend_from_slice(ftp::ALL);
     v.extend_from_slice(misc::ALL);
