@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod defrag;
 pub mod expect;
 pub mod icmp;
 pub mod invalid;
