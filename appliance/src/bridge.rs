@@ -2,7 +2,7 @@
 //! forwarded to the other port, dropped, or rejected back to the sender;
 //! periodic expiry; rule reloads that leave the connection table alone.
 
-use crate::pipeline::{Pipeline, Policy, Verdict};
+use crate::pipeline::{FragStatus, Pipeline, Policy, Verdict};
 use ct_core::wire::{parse_frame, parse_ip};
 use ct_core::Instant;
 use rings::{Action, PacketIo, PortId};
@@ -26,6 +26,9 @@ pub struct BridgeStats {
     pub non_ip_dropped: u64,
     /// Frames for the management plane (not bridged, not tracked).
     pub taken: u64,
+    /// Fragments held for reassembly (each is later forwarded or dropped
+    /// with its datagram, or forgotten when its queue times out).
+    pub frag_held: u64,
 }
 
 /// The stateful bridge between two ports.
@@ -82,6 +85,36 @@ impl Bridge {
                 return Action::Drop;
             }
             let d = pipe.process(frame, meta.port, now, policy);
+            match d.frag {
+                FragStatus::Held => {
+                    stats.frag_held += 1;
+                    return Action::Drop;
+                }
+                FragStatus::Dropped(_) => {
+                    stats.dropped += 1;
+                    return Action::Drop;
+                }
+                FragStatus::Complete { frames } => {
+                    // The datagram's verdict; its fragments (this frame
+                    // among them) go out after the batch, as received.
+                    match d.verdict {
+                        Verdict::Accept => stats.forwarded += u64::from(frames),
+                        Verdict::Drop => stats.dropped += u64::from(frames),
+                        Verdict::Reject => {
+                            stats.rejected += u64::from(frames);
+                            let first = pipe.first_fragment();
+                            let answer = first.and_then(|f| {
+                                parse_frame(f).ok().and_then(|l2| parse_ip(l2.l3).ok().and_then(|ip| reject(f, &ip)))
+                            });
+                            if let Some(a) = answer {
+                                rejects.push((meta.port, a));
+                            }
+                        }
+                    }
+                    return Action::Drop;
+                }
+                FragStatus::None => {}
+            }
             let verdict = if d.l4.is_none() && d.outcome.state == ct_core::CtState::Untracked && !bridge_non_ip {
                 stats.non_ip_dropped += 1;
                 Verdict::Drop
@@ -112,6 +145,7 @@ impl Bridge {
             io.send(port, &frame)?;
             self.stats.reject_sent += 1;
         }
+        self.pipeline.drain_emit(|port, frame| io.send(port, frame))?;
         io.flush()?;
         self.pipeline.housekeeping(now, GC_BUDGET);
         Ok(n)

@@ -3,12 +3,13 @@
 //! → (if accepted) helper + confirm.
 
 use arrayvec::ArrayVec;
+use ct_core::defrag::{Defrag, DefragConfig, FragDrop, FragOutcome, Ingress, Reassembly};
 use ct_core::expect::EntryId;
 use ct_core::invalid::InvalidCounters;
 use ct_core::table::{Confirm, Conntrack, Outcome, Template};
 use ct_core::tuple::proto;
 use ct_core::wire::udp::UdpDgram;
-use ct_core::wire::{ethertype, parse_frame, parse_ip, IpPacket, TcpSeg};
+use ct_core::wire::{ethertype, parse_frame, parse_ip, Fragment, IpPacket, TcpSeg};
 use ct_core::{CtInfo, Instant, InvalidReason};
 use helpers::{DropReason, HelperCx, HelperRegistry, HelperVerdict};
 use rings::PortId;
@@ -125,6 +126,22 @@ pub struct FrameView<'a> {
     pub ip: Option<&'a IpPacket<'a>>,
 }
 
+/// What reassembly did with a frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FragStatus {
+    /// Not a fragment, or one passed on as it is.
+    None,
+    /// Held until its datagram is complete: no verdict of its own, not
+    /// forwarded now.
+    Held,
+    /// Dropped by reassembly (a duplicate, or its datagram discarded).
+    Dropped(FragDrop),
+    /// It completed a datagram of `frames` fragments: the decision is the
+    /// datagram's; on accept the original fragments wait in
+    /// [`Pipeline::drain_emit`] (this frame among them, in arrival order).
+    Complete { frames: u16 },
+}
+
 /// The pipeline's decision for one frame.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -133,6 +150,15 @@ pub struct Decision {
     pub drop_cause: Option<DropCause>,
     /// L4 protocol number, for IP frames.
     pub l4: Option<u8>,
+    pub frag: FragStatus,
+}
+
+impl Decision {
+    /// A fragment that gets no verdict of its own (held or dropped by
+    /// reassembly): the frame is not forwarded now.
+    fn fragment(frag: FragStatus) -> Decision {
+        Decision { outcome: Outcome::untracked(), verdict: Verdict::Drop, drop_cause: None, l4: None, frag }
+    }
 }
 
 /// Frame counters kept by the pipeline (the tracker keeps its own).
@@ -151,23 +177,82 @@ pub struct PipelineStats {
     pub wire_invalid: InvalidCounters,
 }
 
+/// Fragments of accepted datagrams waiting to go out: frames back to back,
+/// each with its egress port.
+#[derive(Debug, Default)]
+struct Emit {
+    bytes: Vec<u8>,
+    frames: Vec<(u32, u32, PortId)>,
+}
+
 /// Conntrack plus helpers: the stateful half of the appliance.
 #[derive(Debug)]
 pub struct Pipeline {
     ct: Conntrack,
     helpers: HelperRegistry,
     stats: PipelineStats,
+    defrag: Defrag,
+    reasm: Reassembly,
+    emit: Emit,
+}
+
+const fn port_number(p: PortId) -> u8 {
+    match p {
+        PortId::Inside => 0,
+        PortId::Outside => 1,
+    }
 }
 
 impl Pipeline {
+    /// A pipeline with the kernel's default reassembly limits.
     pub fn new(ct: Conntrack, helpers: HelperRegistry) -> Pipeline {
-        Pipeline { ct, helpers, stats: PipelineStats::default() }
+        Pipeline::with_defrag(ct, helpers, Defrag::new(DefragConfig::default()))
     }
 
-    /// A pipeline for another worker thread: the same connection table and
-    /// helpers, its own frame counters.
+    /// A pipeline reassembling fragments in `defrag` (shared with the
+    /// other workers' pipelines).
+    pub fn with_defrag(ct: Conntrack, helpers: HelperRegistry, defrag: Defrag) -> Pipeline {
+        Pipeline {
+            ct,
+            helpers,
+            stats: PipelineStats::default(),
+            defrag,
+            reasm: Reassembly::new(),
+            emit: Emit { bytes: Vec::with_capacity(1 << 18), frames: Vec::with_capacity(256) },
+        }
+    }
+
+    /// A pipeline for another worker thread: the same connection table,
+    /// reassembly queues and helpers, its own frame counters.
     pub fn worker(&self) -> Pipeline {
-        Pipeline::new(self.ct.worker(), self.helpers.clone())
+        Pipeline::with_defrag(self.ct.worker(), self.helpers.clone(), self.defrag.clone())
+    }
+
+    /// The reassembly tables.
+    pub fn defrag(&self) -> &Defrag {
+        &self.defrag
+    }
+
+    /// The first fragment of the datagram the last [`Pipeline::process`]
+    /// completed (what a reject answers: an ICMP error quoting it).
+    pub fn first_fragment(&self) -> Option<&[u8]> {
+        self.reasm.first_frame()
+    }
+
+    /// Hand every fragment of the accepted datagrams to `send` with its
+    /// egress port, in arrival order, and forget them.
+    pub fn drain_emit<E>(&mut self, mut send: impl FnMut(PortId, &[u8]) -> Result<(), E>) -> Result<usize, E> {
+        let n = self.emit.frames.len();
+        let mut r = Ok(n);
+        for &(start, len, port) in &self.emit.frames {
+            if let Err(e) = send(port, &self.emit.bytes[start as usize..(start + len) as usize]) {
+                r = Err(e);
+                break;
+            }
+        }
+        self.emit.bytes.clear();
+        self.emit.frames.clear();
+        r
     }
 
     pub fn conntrack(&self) -> &Conntrack {
@@ -202,8 +287,10 @@ impl Pipeline {
         c
     }
 
-    /// Reap expired state, visiting at most `budget` table slots.
+    /// Reap expired state, visiting at most `budget` table slots, and
+    /// reassembly queues whose time is up.
     pub fn housekeeping(&mut self, now: Instant, budget: usize) -> usize {
+        self.defrag.expire(now);
         self.ct.gc(now, budget)
     }
 
@@ -211,9 +298,11 @@ impl Pipeline {
     pub fn process(&mut self, frame: &[u8], port: PortId, now: Instant, policy: &dyn Policy) -> Decision {
         self.stats.frames += 1;
         let d = self.process_inner(frame, port, now, policy);
-        match d.verdict {
-            Verdict::Accept => self.stats.accepted += 1,
-            Verdict::Drop | Verdict::Reject => self.stats.dropped += 1,
+        match (d.frag, d.verdict) {
+            // No verdict of its own yet.
+            (FragStatus::Held, _) => {}
+            (_, Verdict::Accept) => self.stats.accepted += 1,
+            (_, Verdict::Drop | Verdict::Reject) => self.stats.dropped += 1,
         }
         match d.drop_cause {
             Some(DropCause::TableFull) => self.stats.table_full += 1,
@@ -239,6 +328,53 @@ impl Pipeline {
             Ok(ip) => ip,
             Err(r) => return self.untracked_or_invalid(frame, port, vlan, Some(r), policy, now),
         };
+        if ip.fragment != Fragment::None {
+            // Reassembly first (`nf_defrag_ipv4`/`ipv6` at priority -400):
+            // conntrack and the rules see the datagram, once.
+            let at = Ingress { port: port_number(port), vlan };
+            match self.defrag.add(frame, l2.l3_offset, &ip, at, now, &mut self.reasm) {
+                FragOutcome::Pass => {}
+                FragOutcome::Held => return Decision::fragment(FragStatus::Held),
+                FragOutcome::Dropped(r) => return Decision::fragment(FragStatus::Dropped(r)),
+                FragOutcome::Complete => return self.complete(frame, port, vlan, now, policy),
+            }
+        }
+        self.decide(frame, port, vlan, &ip, now, policy)
+    }
+
+    /// The datagram in `self.reasm` is complete: decide it as one packet;
+    /// on accept, queue its original fragments for the other ports.
+    fn complete(&mut self, frame: &[u8], port: PortId, vlan: Option<u16>, now: Instant, policy: &dyn Policy) -> Decision {
+        let dgram = std::mem::take(&mut self.reasm.datagram);
+        let mut d = match parse_ip(&dgram) {
+            Ok(ip) => self.decide(frame, port, vlan, &ip, now, policy),
+            Err(r) => self.untracked_or_invalid(frame, port, vlan, Some(r), policy, now),
+        };
+        self.reasm.datagram = dgram;
+        d.frag = FragStatus::Complete { frames: self.reasm.spans.len() as u16 };
+        if d.verdict == Verdict::Accept {
+            for s in &self.reasm.spans {
+                let start = self.emit.bytes.len() as u32;
+                self.emit.bytes.extend_from_slice(self.reasm.frame(s));
+                let from = if s.port == 0 { PortId::Inside } else { PortId::Outside };
+                self.emit.frames.push((start, s.len, from.other()));
+            }
+        }
+        d
+    }
+
+    /// Raw stage, tracking, filter, helper and confirmation for one IP
+    /// packet (a frame's own, or a reassembled datagram).
+    fn decide(
+        &mut self,
+        frame: &[u8],
+        port: PortId,
+        vlan: Option<u16>,
+        ip: &IpPacket<'_>,
+        now: Instant,
+        policy: &dyn Policy,
+    ) -> Decision {
+        let ip = *ip;
         let raw = policy.raw(port, vlan, &ip);
         let helper = match raw.helper {
             Some(name) => self.named_helper(name, ip.proto),
@@ -248,7 +384,8 @@ impl Pipeline {
         let outcome = self.ct.track(&ip, &tmpl, now);
         let l4 = Some(ip.proto);
         if outcome.table_full {
-            return Decision { outcome, verdict: Verdict::Drop, drop_cause: Some(DropCause::TableFull), l4 };
+            let drop_cause = Some(DropCause::TableFull);
+            return Decision { outcome, verdict: Verdict::Drop, drop_cause, l4, frag: FragStatus::None };
         }
         let view = FrameView { frame, port, vlan, outcome: &outcome, ip: Some(&ip) };
         let mut verdict = policy.filter(&view, now);
@@ -270,7 +407,7 @@ impl Pipeline {
             }
             Verdict::Drop | Verdict::Reject => self.ct.discard(&outcome),
         }
-        Decision { outcome, verdict, drop_cause, l4 }
+        Decision { outcome, verdict, drop_cause, l4, frag: FragStatus::None }
     }
 
     /// Frames that never reach the tracker: non-IP (UNTRACKED) or broken
@@ -292,7 +429,7 @@ impl Pipeline {
             None => Outcome::untracked(),
         };
         let verdict = policy.filter(&FrameView { frame, port, vlan, outcome: &outcome, ip: None }, now);
-        Decision { outcome, verdict, drop_cause: None, l4: None }
+        Decision { outcome, verdict, drop_cause: None, l4: None, frag: FragStatus::None }
     }
 
     /// Whether a helper of this name is loaded (helpers load at start).

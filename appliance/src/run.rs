@@ -447,7 +447,7 @@ impl Totals {
         p.helper_partial_match += helper_partial_match;
         p.helper_expect_failed += helper_expect_failed;
         p.wire_invalid.merge(wire_invalid);
-        let BridgeStats { forwarded, dropped, rejected, reject_sent, non_ip_dropped, taken } = &w.bridge;
+        let BridgeStats { forwarded, dropped, rejected, reject_sent, non_ip_dropped, taken, frag_held } = &w.bridge;
         let b = &mut self.bridge;
         b.forwarded += forwarded;
         b.dropped += dropped;
@@ -455,6 +455,7 @@ impl Totals {
         b.reject_sent += reject_sent;
         b.non_ip_dropped += non_ip_dropped;
         b.taken += taken;
+        b.frag_held += frag_held;
         let Stats {
             found,
             invalid,
