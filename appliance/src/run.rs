@@ -491,6 +491,7 @@ impl Totals {
             tx_completed,
             tx_ring_full,
             send_no_frame,
+            tx_backlog_full,
             fill_starved,
             tx_kicks,
             rx_kicks,
@@ -507,6 +508,7 @@ impl Totals {
         x.tx_completed += tx_completed;
         x.tx_ring_full += tx_ring_full;
         x.send_no_frame += send_no_frame;
+        x.tx_backlog_full += tx_backlog_full;
         x.fill_starved += fill_starved;
         x.tx_kicks += tx_kicks;
         x.rx_kicks += rx_kicks;
@@ -557,6 +559,8 @@ fn log_stats(shared: &Shared, table: &Conntrack) {
         table_full = p.table_full,
         entries = table.count(),
         tx_ring_full = x.tx_ring_full,
+        tx_backlog_full = x.tx_backlog_full,
+        send_no_frame = x.send_no_frame,
         fill_starved = x.fill_starved,
         tx_kicks = x.tx_kicks,
         rx_kicks = x.rx_kicks,

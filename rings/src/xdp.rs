@@ -29,7 +29,7 @@
 mod engine;
 
 use crate::{Action, PacketIo, PortId, RxMeta};
-use engine::{Engine, Rings};
+use engine::{Budget, Engine, Rings};
 use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
@@ -74,9 +74,12 @@ pub struct XdpConfig {
     /// The queue both sockets bind to (the first one for
     /// [`XdpIo::open_queues`]).
     pub queue: u32,
-    /// UMEM frames, shared by both ports. Each fill ring is kept stocked with
-    /// up to a quarter of them; the rest is for frames in transmission and
-    /// for [`PacketIo::send`].
+    /// UMEM frames, shared by both ports, half for each: its fill ring is
+    /// kept stocked with a quarter of all (at most `fill_size`), and the rest
+    /// of its half (at most `tx_size`) bounds the frames in flight towards
+    /// its wire, an eighth of that reserved for [`PacketIo::send`]. A port
+    /// whose transmissions stall (a dead link) holds no more than its half:
+    /// the other keeps forwarding and sending.
     pub frame_count: u32,
     pub frame_size: u32,
     pub rx_size: u32,
@@ -163,9 +166,14 @@ pub struct XdpStats {
     pub tx_completed: u64,
     /// Frames dropped because a TX ring was full.
     pub tx_ring_full: u64,
-    /// `send` calls dropped because no UMEM frame was free.
+    /// `send` calls dropped because the port had its whole TX bound in
+    /// flight (its transmissions are not completing).
     pub send_no_frame: u64,
-    /// Refills that could not stock a fill ring to its target.
+    /// Forwarded frames dropped because the port had the forwarding part of
+    /// its TX bound in flight (the rest is kept for `send`).
+    pub tx_backlog_full: u64,
+    /// Refills that could not stock a fill ring to its target (the ring
+    /// took fewer frames than offered).
     pub fill_starved: u64,
     /// `sendto()` kicks of the TX rings.
     pub tx_kicks: u64,
@@ -304,6 +312,7 @@ impl XdpIo {
             tx_completed: c.tx_completed,
             tx_ring_full: c.tx_ring_full,
             send_no_frame: c.send_no_frame,
+            tx_backlog_full: c.tx_backlog_full,
             fill_starved: c.fill_starved,
             tx_kicks: c.tx_kicks,
             rx_kicks: c.rx_kicks,
@@ -443,8 +452,7 @@ fn assemble(
     ];
     let mode_text = format!("{}; {}", modes[0], modes[1]);
     let rings = XskRings { umem, ports, capacity: umem_cfg.mtu() as usize };
-    let target = (cfg.frame_count / 4).min(cfg.fill_size).max(1);
-    let mut engine = Engine::new(rings, frames, [target; 2], [cfg.tx_size; 2]);
+    let mut engine = Engine::new(rings, frames, Budget::split(cfg.frame_count, cfg.fill_size, cfg.tx_size));
     engine.refill()?;
     Ok(XdpIo {
         engine,
@@ -462,8 +470,8 @@ impl PacketIo for XdpIo {
     }
 
     /// Copies `frame` into a free UMEM frame and queues it; [`PacketIo::flush`]
-    /// transmits. With no free frame the frame is dropped and counted
-    /// ([`XdpStats::send_no_frame`]); a frame larger than a UMEM frame is an
+    /// transmits. When `port` has its whole TX bound in flight the frame is
+    /// dropped and counted ([`XdpStats::send_no_frame`]); a frame larger than a UMEM frame is an
     /// `InvalidInput` error.
     fn send(&mut self, port: PortId, frame: &[u8]) -> io::Result<()> {
         self.engine.send(port, frame).map(|_| ())
