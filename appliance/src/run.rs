@@ -261,20 +261,21 @@ fn supervise(index: usize, stop: &AtomicBool, body: impl FnOnce() -> Result<(), 
     // AssertUnwindSafe: whatever the body shared (the connection table,
     // the published counters) is not used for forwarding again: every
     // worker stops.
-    let r = match panic::catch_unwind(AssertUnwindSafe(body)) {
-        Ok(r) => r,
+    let e = match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => {
+            error!(worker = index, "{e}");
+            e
+        }
         Err(payload) => {
             let what = panic_text(payload.as_ref());
             error!(worker = index, panic = %what, "worker panicked: failing closed, every worker stops");
-            Err(format!("worker {index} panicked: {what}"))
+            format!("worker {index} panicked: {what}")
         }
     };
-    if let Err(e) = &r {
-        error!(worker = index, "{e}");
-        // Relaxed: a flag without data, as for the signal handlers.
-        stop.store(true, Ordering::Relaxed);
-    }
-    r
+    // Relaxed: a flag without data, as for the signal handlers.
+    stop.store(true, Ordering::Relaxed);
+    Err(e)
 }
 
 /// The message of a panic (`panic!` with a literal or a formatted string).
@@ -683,6 +684,8 @@ mod tests {
 
     impl Drop for Sockets {
         fn drop(&mut self) {
+            // Relaxed: read only after `join_all`, whose joins order this
+            // thread's writes before the read.
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -704,6 +707,7 @@ mod tests {
                         panic!("boom in worker {}", i);
                     }
                     let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                    // Relaxed: a flag without data, as in `Worker::run`.
                     while !stop.load(Ordering::Relaxed) {
                         assert!(std::time::Instant::now() < deadline, "worker {i} never told to stop");
                         std::thread::sleep(Duration::from_millis(1));
@@ -715,12 +719,14 @@ mod tests {
             .collect();
         let r = join_all(handles);
         assert_eq!(r, Err("worker 1 panicked: boom in worker 1".to_string()));
+        // Relaxed: after the joins, which order the workers' writes before these reads.
         assert!(stop.load(Ordering::Relaxed));
         assert_eq!(closed.load(Ordering::Relaxed), 3, "every worker's sockets closed");
     }
 
     #[test]
     fn a_failing_worker_stops_all_and_a_finished_one_does_not() {
+        // Relaxed throughout: one thread.
         let stop = AtomicBool::new(false);
         assert_eq!(supervise(0, &stop, || Ok(())), Ok(()));
         assert!(!stop.load(Ordering::Relaxed));
