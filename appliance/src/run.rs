@@ -11,6 +11,13 @@
 //! once and handing them to every worker), prints the table, logs the
 //! counters summed over the workers, and at the end stops and joins them;
 //! the XDP programs are detached when the last worker's sockets close.
+//!
+//! Failures: a worker's packet I/O error is logged and counted, and the
+//! worker reopens its sockets after a back-off while the others keep
+//! forwarding ([`worker`]). A worker that panics or fails otherwise fails
+//! closed ([`supervise`]): every worker stops, the XDP programs are
+//! detached, and `run` returns an error (the process exits non-zero, for a
+//! supervisor to restart it).
 
 mod worker;
 
@@ -26,6 +33,8 @@ use ct_core::table::{Conntrack, Stats};
 use ct_core::{CtConfig, Instant};
 use helpers::HelperRegistry;
 use rings::xdp::{KernelStats, XdpIo, XdpStats};
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
@@ -173,16 +182,7 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
     for (index, ((io, pipeline), (role, cpu))) in zipped.enumerate() {
         let w = Worker::new(index, io, pipeline, cpu, role, &shared);
         let (sh, started) = (Arc::clone(&shared), started_tx.clone());
-        let spawned = std::thread::Builder::new().name(format!("ctwall-w{index}")).spawn(move || {
-            let r = w.run(&sh, &started);
-            if let Err(e) = &r {
-                error!(worker = index, "{e}");
-                // Relaxed: a flag without data, as for the signal handlers.
-                sh.stop.store(true, Ordering::Relaxed);
-            }
-            r
-        });
-        match spawned {
+        match spawn_worker(index, Arc::clone(&stop), move || w.run(&sh, &started)) {
             Ok(h) => handles.push(h),
             Err(e) => {
                 stop.store(true, Ordering::Relaxed);
@@ -244,6 +244,50 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
         info!("stopped; XDP programs detached");
     }
     result
+}
+
+/// Start worker `index`'s thread running `body` under [`supervise`].
+fn spawn_worker(
+    index: usize,
+    stop: Arc<AtomicBool>,
+    body: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<Result<(), String>>> {
+    std::thread::Builder::new().name(format!("ctwall-w{index}")).spawn(move || supervise(index, &stop, body))
+}
+
+/// Run worker `index`'s `body` at its thread's boundary: a panic is caught
+/// and logged with the worker id, and a panic or an error fails closed: it
+/// sets `stop`, so every worker stops (their sockets close and the last
+/// one detaches the XDP programs) and `run` returns the error. The body
+/// owns the worker, so unwinding closes its sockets too.
+fn supervise(index: usize, stop: &AtomicBool, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    // AssertUnwindSafe: whatever the body shared (the connection table,
+    // the published counters) is not used for forwarding again: every
+    // worker stops.
+    let e = match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => {
+            error!(worker = index, "{e}");
+            e
+        }
+        Err(payload) => {
+            let what = panic_text(payload.as_ref());
+            error!(worker = index, panic = %what, "worker panicked: failing closed, every worker stops");
+            format!("worker {index} panicked: {what}")
+        }
+    };
+    // Relaxed: a flag without data, as for the signal handlers.
+    stop.store(true, Ordering::Relaxed);
+    Err(e)
+}
+
+/// The message of a panic (`panic!` with a literal or a formatted string).
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Join every worker; the first failure is the result.
@@ -395,6 +439,8 @@ struct WorkerStats {
     xdp: XdpStats,
     mgmt_handoff: u64,
     mgmt_handoff_dropped: u64,
+    /// Packet I/O errors (see `worker`).
+    io_errors: u64,
 }
 
 impl WorkerStats {
@@ -407,6 +453,7 @@ impl WorkerStats {
             rx: self.xdp.rx_port,
             mgmt_handoff: self.mgmt_handoff,
             mgmt_handoff_dropped: self.mgmt_handoff_dropped,
+            io_errors: self.io_errors,
         }
     }
 }
@@ -490,51 +537,57 @@ impl Totals {
         t.untracked += untracked;
         t.helper_state_full += helper_state_full;
         self.invalid.merge(&w.invalid);
-        let XdpStats {
-            rx,
-            rx_port,
-            forwarded,
-            dropped,
-            sent,
-            tx,
-            tx_completed,
-            tx_ring_full,
-            send_no_frame,
-            fill_starved,
-            tx_kicks,
-            rx_kicks,
-            kernel,
-        } = &w.xdp;
-        let x = &mut self.xdp;
-        x.rx += rx;
-        x.rx_port[0] += rx_port[0];
-        x.rx_port[1] += rx_port[1];
-        x.forwarded += forwarded;
-        x.dropped += dropped;
-        x.sent += sent;
-        x.tx += tx;
-        x.tx_completed += tx_completed;
-        x.tx_ring_full += tx_ring_full;
-        x.send_no_frame += send_no_frame;
-        x.fill_starved += fill_starved;
-        x.tx_kicks += tx_kicks;
-        x.rx_kicks += rx_kicks;
-        for (k, l) in x.kernel.iter_mut().zip(kernel) {
-            let KernelStats {
-                rx_dropped,
-                rx_invalid_descs,
-                tx_invalid_descs,
-                rx_ring_full,
-                rx_fill_ring_empty,
-                tx_ring_empty,
-            } = l;
-            k.rx_dropped += rx_dropped;
-            k.rx_invalid_descs += rx_invalid_descs;
-            k.tx_invalid_descs += tx_invalid_descs;
-            k.rx_ring_full += rx_ring_full;
-            k.rx_fill_ring_empty += rx_fill_ring_empty;
-            k.tx_ring_empty += tx_ring_empty;
-        }
+        add_xdp(&mut self.xdp, &w.xdp);
+    }
+}
+
+/// Add `from` to `x`, field by field without `..` (see [`Totals::add`]).
+fn add_xdp(x: &mut XdpStats, from: &XdpStats) {
+    let XdpStats {
+        rx,
+        rx_port,
+        forwarded,
+        dropped,
+        sent,
+        tx,
+        tx_completed,
+        tx_ring_full,
+        send_no_frame,
+        tx_backlog_full,
+        fill_starved,
+        tx_kicks,
+        rx_kicks,
+        kernel,
+    } = from;
+    x.rx += rx;
+    x.rx_port[0] += rx_port[0];
+    x.rx_port[1] += rx_port[1];
+    x.forwarded += forwarded;
+    x.dropped += dropped;
+    x.sent += sent;
+    x.tx += tx;
+    x.tx_completed += tx_completed;
+    x.tx_ring_full += tx_ring_full;
+    x.send_no_frame += send_no_frame;
+    x.tx_backlog_full += tx_backlog_full;
+    x.fill_starved += fill_starved;
+    x.tx_kicks += tx_kicks;
+    x.rx_kicks += rx_kicks;
+    for (k, l) in x.kernel.iter_mut().zip(kernel) {
+        let KernelStats {
+            rx_dropped,
+            rx_invalid_descs,
+            tx_invalid_descs,
+            rx_ring_full,
+            rx_fill_ring_empty,
+            tx_ring_empty,
+        } = l;
+        k.rx_dropped += rx_dropped;
+        k.rx_invalid_descs += rx_invalid_descs;
+        k.tx_invalid_descs += tx_invalid_descs;
+        k.rx_ring_full += rx_ring_full;
+        k.rx_fill_ring_empty += rx_fill_ring_empty;
+        k.tx_ring_empty += tx_ring_empty;
     }
 }
 
@@ -566,6 +619,8 @@ fn log_stats(shared: &Shared, table: &Conntrack) {
         table_full = p.table_full,
         entries = table.count(),
         tx_ring_full = x.tx_ring_full,
+        tx_backlog_full = x.tx_backlog_full,
+        send_no_frame = x.send_no_frame,
         fill_starved = x.fill_starved,
         tx_kicks = x.tx_kicks,
         rx_kicks = x.rx_kicks,
@@ -587,6 +642,7 @@ fn log_stats(shared: &Shared, table: &Conntrack) {
             dropped = w.bridge.dropped,
             mgmt_handoff = w.mgmt_handoff,
             mgmt_handoff_dropped = w.mgmt_handoff_dropped,
+            io_errors = w.io_errors,
             kernel_rx_dropped = w.xdp.kernel[0].rx_dropped + w.xdp.kernel[1].rx_dropped,
             "worker counters"
         );
@@ -630,5 +686,64 @@ mod tests {
         assert_eq!((t.pipeline.frames, t.pipeline.table_full, t.bridge.forwarded, t.table.found), (6, 2, 4, 10));
         assert_eq!((t.xdp.rx_port, t.xdp.kernel[1].rx_dropped), ([2, 4], 8));
         assert_eq!(t.invalid.get(ct_core::InvalidReason::Ipv4BadChecksum), 2);
+    }
+
+    /// Counts its drops: a stand-in for a worker's sockets.
+    struct Sockets(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Sockets {
+        fn drop(&mut self) {
+            // Relaxed: read only after `join_all`, whose joins order this
+            // thread's writes before the read.
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Three workers under `spawn_worker`; worker 1 panics. Every worker
+    /// stops and drops its sockets (the last one would detach the XDP
+    /// programs), and the result names the worker and the panic.
+    #[test]
+    fn a_panicking_worker_fails_closed_and_stops_the_others() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let (stop, sockets) = (Arc::clone(&stop), Sockets(Arc::clone(&closed)));
+                spawn_worker(i, Arc::clone(&stop), move || {
+                    let _sockets = sockets;
+                    if i == 1 {
+                        std::thread::sleep(Duration::from_millis(20));
+                        panic!("boom in worker {}", i);
+                    }
+                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                    // Relaxed: a flag without data, as in `Worker::run`.
+                    while !stop.load(Ordering::Relaxed) {
+                        assert!(std::time::Instant::now() < deadline, "worker {i} never told to stop");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(())
+                })
+                .unwrap()
+            })
+            .collect();
+        let r = join_all(handles);
+        assert_eq!(r, Err("worker 1 panicked: boom in worker 1".to_string()));
+        // Relaxed: after the joins, which order the workers' writes before these reads.
+        assert!(stop.load(Ordering::Relaxed));
+        assert_eq!(closed.load(Ordering::Relaxed), 3, "every worker's sockets closed");
+    }
+
+    #[test]
+    fn a_failing_worker_stops_all_and_a_finished_one_does_not() {
+        // Relaxed throughout: one thread.
+        let stop = AtomicBool::new(false);
+        assert_eq!(supervise(0, &stop, || Ok(())), Ok(()));
+        assert!(!stop.load(Ordering::Relaxed));
+        assert_eq!(supervise(2, &stop, || Err("cannot pin".into())), Err("cannot pin".to_string()));
+        assert!(stop.load(Ordering::Relaxed));
+        let stop = AtomicBool::new(false);
+        let r = supervise(4, &stop, || std::panic::panic_any(7u32));
+        assert_eq!(r, Err("worker 4 panicked: (no message)".to_string()));
+        assert!(stop.load(Ordering::Relaxed));
     }
 }

@@ -29,13 +29,13 @@
 mod engine;
 
 use crate::{Action, PacketIo, PortId, RxMeta};
-use engine::{Engine, Rings};
+use engine::{Budget, Engine, Rings};
 use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
 use std::num::NonZeroU32;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xsk_rs::config::{BindFlags, FrameSize, Interface, QueueSize, SocketConfig, UmemConfig, XdpFlags};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
@@ -74,9 +74,12 @@ pub struct XdpConfig {
     /// The queue both sockets bind to (the first one for
     /// [`XdpIo::open_queues`]).
     pub queue: u32,
-    /// UMEM frames, shared by both ports. Each fill ring is kept stocked with
-    /// up to a quarter of them; the rest is for frames in transmission and
-    /// for [`PacketIo::send`].
+    /// UMEM frames, shared by both ports, half for each: its fill ring is
+    /// kept stocked with a quarter of all (at most `fill_size`), and the rest
+    /// of its half (at most `tx_size`) bounds the frames in flight towards
+    /// its wire, an eighth of that reserved for [`PacketIo::send`]. A port
+    /// whose transmissions stall (a dead link) holds no more than its half:
+    /// the other keeps forwarding and sending.
     pub frame_count: u32,
     pub frame_size: u32,
     pub rx_size: u32,
@@ -163,9 +166,14 @@ pub struct XdpStats {
     pub tx_completed: u64,
     /// Frames dropped because a TX ring was full.
     pub tx_ring_full: u64,
-    /// `send` calls dropped because no UMEM frame was free.
+    /// `send` calls dropped because the port had its whole TX bound in
+    /// flight (its transmissions are not completing).
     pub send_no_frame: u64,
-    /// Refills that could not stock a fill ring to its target.
+    /// Forwarded frames dropped because the port had the forwarding part of
+    /// its TX bound in flight (the rest is kept for `send`).
+    pub tx_backlog_full: u64,
+    /// Refills that could not stock a fill ring to its target (the ring
+    /// took fewer frames than offered).
     pub fill_starved: u64,
     /// `sendto()` kicks of the TX rings.
     pub tx_kicks: u64,
@@ -173,6 +181,72 @@ pub struct XdpStats {
     pub rx_kicks: u64,
     /// Per port (inside, outside); zero if the query failed.
     pub kernel: [KernelStats; 2],
+}
+
+/// A socket call of one port failed. The `io::Error`s of [`XdpIo`]'s
+/// [`PacketIo`] methods carry it when the failure is one port's (a kick of
+/// its TX or fill ring): find it with [`PortFault::of`]. `source` keeps the
+/// OS error code (e.g. `ENXIO` from `sendto()` once the kernel unbound the
+/// socket because its interface went away: `xsk_sendmsg` refuses unbound
+/// sockets).
+#[derive(Debug)]
+pub struct PortFault {
+    pub port: PortId,
+    pub source: io::Error,
+}
+
+impl PortFault {
+    /// The port fault `e` carries, if any.
+    pub fn of(e: &io::Error) -> Option<&PortFault> {
+        e.get_ref()?.downcast_ref()
+    }
+
+    fn wrap(port: usize, source: io::Error) -> io::Error {
+        let port = if port == 0 { PortId::Inside } else { PortId::Outside };
+        io::Error::new(source.kind(), PortFault { port, source })
+    }
+}
+
+impl fmt::Display for PortFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} port: {}", self.port, self.source)
+    }
+}
+
+impl std::error::Error for PortFault {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Opens one queue's sockets again, as they were bound at first (see
+/// [`XdpIo::reopener`]).
+#[derive(Debug)]
+pub struct Reopen {
+    cfg: XdpConfig,
+    native: [bool; 2],
+    zero_copy: bool,
+    detach: Arc<DetachOnDrop>,
+}
+
+impl Reopen {
+    /// Bind both interfaces again on the queue, in the attach and bind mode
+    /// they had, with a fresh UMEM. The interfaces are looked up by name
+    /// again (an interface deleted and created anew has a new index; the
+    /// XDP programs are then detached from the new one at the end). Close
+    /// the queue's previous `XdpIo` first: the kernel binds one socket per
+    /// interface and queue. Keeps the XDP programs attached meanwhile.
+    pub fn open(&self) -> io::Result<XdpIo> {
+        let cfg = &self.cfg;
+        let ifindex = [ifindex(&cfg.inside)?, ifindex(&cfg.outside)?];
+        self.detach.set(ifindex);
+        open_same(cfg, umem_config(cfg)?, ifindex, self.native, self.zero_copy, &self.detach)
+    }
+
+    /// The queue it opens.
+    pub fn queue(&self) -> u32 {
+        self.cfg.queue
+    }
 }
 
 /// AF_XDP I/O on one queue of two interfaces sharing one UMEM. Dropping it
@@ -184,7 +258,8 @@ pub struct XdpIo {
     engine: Engine<XskRings>,
     modes: [PortMode; 2],
     mode_text: String,
-    queue: u32,
+    /// The configuration of this queue (for [`XdpIo::reopener`]).
+    cfg: XdpConfig,
     /// The zero-copy flag the sockets were bound with (the kernel reports
     /// what it did in `modes`).
     requested_zero_copy: bool,
@@ -196,7 +271,7 @@ pub struct XdpIo {
 impl fmt::Debug for XdpIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XdpIo")
-            .field("queue", &self.queue)
+            .field("queue", &self.cfg.queue)
             .field("modes", &self.modes)
             .field("stats", &self.engine.counters)
             .finish()
@@ -234,15 +309,9 @@ impl XdpIo {
             .checked_add(count - 1)
             .ok_or_else(|| invalid(format!("queues {} + {count} overflow", cfg.queue)))?;
         let ifindex = [ifindex(&cfg.inside)?, ifindex(&cfg.outside)?];
-        let detach = Arc::new(DetachOnDrop(ifindex));
+        let detach = Arc::new(DetachOnDrop(Mutex::new(ifindex)));
         detach.detach_all();
-        let umem_cfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(cfg.frame_size).map_err(invalid)?)
-            .fill_queue_size(QueueSize::new(cfg.fill_size).map_err(invalid)?)
-            .comp_queue_size(QueueSize::new(cfg.comp_size).map_err(invalid)?)
-            .frame_headroom(0)
-            .build()
-            .map_err(invalid)?;
+        let umem_cfg = umem_config(cfg)?;
         let first = open_first(cfg, umem_cfg, ifindex, &detach)?;
         let (native, zero_copy) = ([first.modes[0].native, first.modes[1].native], first.requested_zero_copy);
         let mut all = vec![first];
@@ -264,7 +333,19 @@ impl XdpIo {
 
     /// The queue both sockets are bound to.
     pub fn queue(&self) -> u32 {
-        self.queue
+        self.cfg.queue
+    }
+
+    /// What opens this queue's sockets again after this `XdpIo` is closed
+    /// (after an I/O error, say). It shares the XDP programs' detach: they
+    /// stay attached while a `Reopen` or an `XdpIo` of the queues lives.
+    pub fn reopener(&self) -> Reopen {
+        Reopen {
+            cfg: self.cfg.clone(),
+            native: [self.modes[0].native, self.modes[1].native],
+            zero_copy: self.requested_zero_copy,
+            detach: Arc::clone(&self._detach),
+        }
     }
 
     /// The attach/bind mode of both ports, for the start-up log.
@@ -304,6 +385,7 @@ impl XdpIo {
             tx_completed: c.tx_completed,
             tx_ring_full: c.tx_ring_full,
             send_no_frame: c.send_no_frame,
+            tx_backlog_full: c.tx_backlog_full,
             fill_starved: c.fill_starved,
             tx_kicks: c.tx_kicks,
             rx_kicks: c.rx_kicks,
@@ -337,6 +419,16 @@ impl XdpIo {
         }
         Ok(())
     }
+}
+
+fn umem_config(cfg: &XdpConfig) -> io::Result<UmemConfig> {
+    UmemConfig::builder()
+        .frame_size(FrameSize::new(cfg.frame_size).map_err(invalid)?)
+        .fill_queue_size(QueueSize::new(cfg.fill_size).map_err(invalid)?)
+        .comp_queue_size(QueueSize::new(cfg.comp_size).map_err(invalid)?)
+        .frame_headroom(0)
+        .build()
+        .map_err(invalid)
 }
 
 /// The UMEM of one queue and its frames.
@@ -443,14 +535,13 @@ fn assemble(
     ];
     let mode_text = format!("{}; {}", modes[0], modes[1]);
     let rings = XskRings { umem, ports, capacity: umem_cfg.mtu() as usize };
-    let target = (cfg.frame_count / 4).min(cfg.fill_size).max(1);
-    let mut engine = Engine::new(rings, frames, [target; 2], [cfg.tx_size; 2]);
+    let mut engine = Engine::new(rings, frames, Budget::split(cfg.frame_count, cfg.fill_size, cfg.tx_size));
     engine.refill()?;
     Ok(XdpIo {
         engine,
         modes,
         mode_text,
-        queue: cfg.queue,
+        cfg: cfg.clone(),
         requested_zero_copy: zero_copy,
         _detach: Arc::clone(detach),
     })
@@ -462,8 +553,8 @@ impl PacketIo for XdpIo {
     }
 
     /// Copies `frame` into a free UMEM frame and queues it; [`PacketIo::flush`]
-    /// transmits. With no free frame the frame is dropped and counted
-    /// ([`XdpStats::send_no_frame`]); a frame larger than a UMEM frame is an
+    /// transmits. When `port` has its whole TX bound in flight the frame is
+    /// dropped and counted ([`XdpStats::send_no_frame`]); a frame larger than a UMEM frame is an
     /// `InvalidInput` error.
     fn send(&mut self, port: PortId, frame: &[u8]) -> io::Result<()> {
         self.engine.send(port, frame).map(|_| ())
@@ -585,10 +676,16 @@ fn xdp_zero_copy(fd: i32) -> io::Result<bool> {
     Ok(opts & libc::XDP_OPTIONS_ZEROCOPY != 0)
 }
 
-/// Detaches the XDP programs (native and generic) of both interfaces when dropped.
-struct DetachOnDrop([u32; 2]);
+/// Detaches the XDP programs (native and generic) of both interfaces (by
+/// index) when dropped.
+#[derive(Debug)]
+struct DetachOnDrop(Mutex<[u32; 2]>);
 
 impl DetachOnDrop {
+    fn set(&self, ifindex: [u32; 2]) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = ifindex;
+    }
+
     fn detach_one(&self, ifindex: u32) {
         for flags in [XdpFlags::XDP_FLAGS_DRV_MODE, XdpFlags::XDP_FLAGS_SKB_MODE] {
             let Ok(i) = i32::try_from(ifindex) else { return };
@@ -600,8 +697,9 @@ impl DetachOnDrop {
     }
 
     fn detach_all(&self) {
-        self.detach_one(self.0[0]);
-        self.detach_one(self.0[1]);
+        let ifindex = *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.detach_one(ifindex[0]);
+        self.detach_one(ifindex[1]);
     }
 }
 
@@ -695,7 +793,7 @@ impl Rings for XskRings {
     }
 
     fn tx_kick(&mut self, port: usize) -> io::Result<()> {
-        self.ports[port].tx.wakeup()
+        self.ports[port].tx.wakeup().map_err(|e| PortFault::wrap(port, e))
     }
 
     fn fill_free(&mut self, port: usize, want: u32) -> u32 {
@@ -714,7 +812,7 @@ impl Rings for XskRings {
 
     fn rx_kick(&mut self, port: usize) -> io::Result<()> {
         let p = &mut self.ports[port];
-        p.fill.wakeup(p.rx.fd_mut(), 0)
+        p.fill.wakeup(p.rx.fd_mut(), 0).map_err(|e| PortFault::wrap(port, e))
     }
 
     fn comp_consume(&mut self, port: usize, out: &mut [FrameDesc]) -> usize {

@@ -87,27 +87,31 @@ impl Topo {
         for ns in [&t.a, &t.fwd, &t.b] {
             run(&["ip", "netns", "add", ns]);
         }
+        for ns in [&t.a, &t.b] {
+            ns_run(ns, &["ip", "link", "set", "lo", "up"]);
+        }
+        t.link(1, queues);
+        t.link(2, queues);
+        t
+    }
+
+    /// The veth pair from host `host` (1: A, 2: B) to the forwarder (`in0`,
+    /// `out0`), addressed and up.
+    fn link(&self, host: u8, queues: u32) {
+        let (ns, end) = if host == 1 { (&self.a, "in0") } else { (&self.b, "out0") };
         let q = queues.to_string();
         let qs = ["numrxqueues", &q, "numtxqueues", &q];
-        for (ns, end) in [(&t.a, "in0"), (&t.b, "out0")] {
-            let mut args = vec!["ip", "link", "add", "eth0", "netns", ns];
-            args.extend_from_slice(&qs);
-            args.extend_from_slice(&["type", "veth", "peer", "name", end, "netns", &t.fwd]);
-            args.extend_from_slice(&qs);
-            run(&args);
-        }
-        for (ns, host) in [(&t.a, 1), (&t.b, 2)] {
-            ns_run(ns, &["ip", "addr", "add", &format!("{}.{host}/24", t.net), "dev", "eth0"]);
-            ns_run(ns, &["ip", "link", "set", "eth0", "up"]);
-            ns_run(ns, &["ip", "link", "set", "lo", "up"]);
-            // veth offloads leave partial checksums on frames an AF_XDP
-            // socket sees; real NICs never deliver those.
-            ns_run(ns, &["ethtool", "-K", "eth0", "tx", "off"]);
-        }
-        for dev in ["in0", "out0"] {
-            ns_run(&t.fwd, &["ip", "link", "set", dev, "up"]);
-        }
-        t
+        let mut args = vec!["ip", "link", "add", "eth0", "netns", ns];
+        args.extend_from_slice(&qs);
+        args.extend_from_slice(&["type", "veth", "peer", "name", end, "netns", &self.fwd]);
+        args.extend_from_slice(&qs);
+        run(&args);
+        ns_run(ns, &["ip", "addr", "add", &format!("{}.{host}/24", self.net), "dev", "eth0"]);
+        ns_run(ns, &["ip", "link", "set", "eth0", "up"]);
+        // veth offloads leave partial checksums on frames an AF_XDP
+        // socket sees; real NICs never deliver those.
+        ns_run(ns, &["ethtool", "-K", "eth0", "tx", "off"]);
+        ns_run(&self.fwd, &["ip", "link", "set", end, "up"]);
     }
 
     /// Make host `ns` send everything on TX queue `queue` of its eth0 (XPS: every CPU maps to
@@ -294,7 +298,7 @@ fn forward_between_namespaces(mode: XdpMode, transfer: usize) {
     // ACKs depends on delayed-ACK timing, so they are not counted on).
     let min_frames = (transfer / 1514) as u64;
     assert!(stats.rx > min_frames && stats.forwarded == stats.rx, "{stats:?} (at least {min_frames} frames)");
-    assert_eq!(stats.tx + stats.tx_ring_full, stats.forwarded, "{stats:?}");
+    assert_eq!(stats.tx + stats.tx_ring_full + stats.tx_backlog_full, stats.forwarded, "{stats:?}");
     check_no_xdp(&t);
 }
 
@@ -407,5 +411,80 @@ fn two_queues(mode: XdpMode) {
         assert_eq!(s.forwarded, s.rx, "{s:?}");
     }
     // The last one detached both.
+    check_no_xdp(&t);
+}
+
+/// Forward one batch each way; sleep in `poll` when idle.
+fn forward_once(io: &mut XdpIo) -> std::io::Result<()> {
+    let n = io.rx_batch(64, &mut |_, m| Action::Forward(m.port.other()))?;
+    io.flush()?;
+    if n == 0 {
+        io.wait(Duration::from_millis(5))?;
+    }
+    Ok(())
+}
+
+/// The outside interface deleted under a running forwarder: kicking its TX
+/// ring fails with a `PortFault` of the outside port carrying `ENXIO`. Once
+/// the interface is back (a new one, new index), `Reopen::open` binds both
+/// ports again, forwarding resumes, and the end detaches the programs of
+/// the new interface too.
+#[test]
+fn reopens_after_an_interface_comes_back() {
+    if skip_unless_root() {
+        return;
+    }
+    let t = Topo::new();
+    let (events, got) = mpsc::channel::<String>();
+    let (resume, resumed) = mpsc::channel::<()>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, ns) = (Arc::clone(&stop), t.fwd.clone());
+    let h = thread::spawn(move || -> XdpStats {
+        enter(&ns);
+        let cfg = XdpConfig { inside: "in0".into(), outside: "out0".into(), ..XdpConfig::default() };
+        let mut io = XdpIo::open(&cfg).expect("XdpIo::open");
+        let reopen = io.reopener();
+        events.send("open".into()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let e = loop {
+            if let Err(e) = forward_once(&mut io) {
+                break e;
+            }
+            assert!(Instant::now() < deadline, "no I/O error after the interface was deleted");
+        };
+        let fault = rings::xdp::PortFault::of(&e).map(|f| (f.port, f.source.raw_os_error()));
+        events.send(format!("{fault:?}")).unwrap();
+        drop(io);
+        resumed.recv().unwrap();
+        let mut io = reopen.open().expect("Reopen::open");
+        events.send("reopened".into()).unwrap();
+        while !stop2.load(Ordering::Relaxed) {
+            forward_once(&mut io).expect("forwarding after the reopen");
+        }
+        let s = io.stats();
+        drop((io, reopen));
+        s
+    });
+    let next = |what: &str| got.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(next("open"), "open");
+    ns_run(&t.a, &["ping", "-c", "2", "-i", "0.2", "-W", "2", &t.ip(2)]);
+    ns_run(&t.fwd, &["ip", "link", "del", "out0"]);
+    // A's pings reach in0 and are forwarded to the dead out0 socket.
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &t.a, "ping", "-c", "3", "-i", "0.2", "-W", "1", &t.ip(2)])
+        .stdout(Stdio::null())
+        .status();
+    assert_eq!(next("the I/O error"), format!("Some((Outside, Some({})))", libc::ENXIO));
+    t.link(2, 1);
+    resume.send(()).unwrap();
+    assert_eq!(next("reopen"), "reopened");
+    let links = t.fwd_links();
+    assert!(links.matches("xdp").count() >= 2, "no XDP program on the new out0:\n{links}");
+    // B's new eth0 has a new MAC address.
+    ns_run(&t.a, &["ip", "neigh", "flush", "dev", "eth0"]);
+    ns_run(&t.a, &["ping", "-c", "3", "-i", "0.2", "-W", "2", &t.ip(2)]);
+    stop.store(true, Ordering::Relaxed);
+    let stats = h.join().expect("forwarder panicked");
+    assert!(stats.forwarded >= 6, "pings and answers after the reopen: {stats:?}");
     check_no_xdp(&t);
 }

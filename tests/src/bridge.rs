@@ -443,33 +443,48 @@ impl Topology {
             ("net.ipv6.conf.default.disable_ipv6".into(), "1".into()),
             ("net.ipv6.conf.all.disable_ipv6".into(), "1".into()),
         ])?;
-        let q =
-            if queues.count > 1 { format!(" numrxqueues {0} numtxqueues {0}", queues.count) } else { String::new() };
-        self.fw.ip_batch(&[
-            format!("link add {inside}{q} type veth peer name a0 netns {a}{q}"),
-            format!("link add {outside}{q} type veth peer name b0 netns {b}{q}"),
-            format!("link set {inside} up"),
-            format!("link set {outside} up"),
-        ])?;
-        for (ns, ifc, mac, ip4, ip6) in [(&self.a, "a0", A_MAC, A_IP, A_IP6), (&self.b, "b0", B_MAC, B_IP, B_IP6)] {
-            // Neighbours are found as a user's hosts find them: ARP, and IPv6 neighbour
-            // discovery across the bridge (which conntrack leaves UNTRACKED). Only duplicate
-            // address detection is skipped (`nodad`), to spare each test its second of
-            // waiting; a firewall that dropped it would not change its outcome.
-            ns.ip_batch(&[
-                format!("link set {ifc} address {mac}"),
-                format!("addr add {ip4}/24 dev {ifc}"),
-                format!("addr add {ip6}/64 dev {ifc} nodad"),
-                format!("link set {ifc} up"),
-            ])?;
-            // Full checksums on the wire (see AFXDP_NOTES: veth otherwise hands partial ones).
-            ns.exec("ethtool", &["-K", ifc, "tx", "off"])?;
-        }
+        self.link(inside, a, "a0", queues.count)?;
+        self.link(outside, b, "b0", queues.count)?;
         if queues.count > 1 {
             self.steer(&self.a, "a0", queues.a, queues.count)?;
             self.steer(&self.b, "b0", queues.b, queues.count)?;
         }
         Ok(())
+    }
+
+    /// The veth pair from `port` (a firewall port) to `ifc` in host namespace `host`, with the
+    /// host end's fixed MAC and addresses, both ends up.
+    fn link(&self, port: &str, host: &str, ifc: &str, queues: u32) -> Result<(), String> {
+        let q = if queues > 1 { format!(" numrxqueues {queues} numtxqueues {queues}") } else { String::new() };
+        self.fw.ip_batch(&[
+            format!("link add {port}{q} type veth peer name {ifc} netns {host}{q}"),
+            format!("link set {port} up"),
+        ])?;
+        let (ns, mac, ip4, ip6) =
+            if ifc == "a0" { (&self.a, A_MAC, A_IP, A_IP6) } else { (&self.b, B_MAC, B_IP, B_IP6) };
+        // Neighbours are found as a user's hosts find them: ARP, and IPv6 neighbour discovery
+        // across the bridge (which conntrack leaves UNTRACKED). Only duplicate address
+        // detection is skipped (`nodad`), to spare each test its second of waiting; a firewall
+        // that dropped it would not change its outcome.
+        ns.ip_batch(&[
+            format!("link set {ifc} address {mac}"),
+            format!("addr add {ip4}/24 dev {ifc}"),
+            format!("addr add {ip6}/64 dev {ifc} nodad"),
+            format!("link set {ifc} up"),
+        ])?;
+        // Full checksums on the wire (see AFXDP_NOTES: veth otherwise hands partial ones).
+        ns.exec("ethtool", &["-K", ifc, "tx", "off"])?;
+        Ok(())
+    }
+
+    /// Delete the outside port (and B's end of its veth), as when a NIC goes away.
+    pub fn delete_outside(&self) -> Result<(), String> {
+        self.fw.ip(&["link", "del", configs::OUTSIDE]).map(|_| ())
+    }
+
+    /// Create the outside port and B's end again (new interfaces, same names and addresses).
+    pub fn recreate_outside(&self) -> Result<(), String> {
+        self.link(configs::OUTSIDE, self.b.name(), "b0", 1)
     }
 
     /// XPS: every CPU of `ns` sends on TX queue `queue` of `ifc` (of `count`).

@@ -734,6 +734,46 @@ fn workers_beyond_the_queues_refused_at_start() {
 }
 
 // ------------------------------------------------------------------------------------------
+// 14. The outside port deleted under `ctwall run` (a NIC going away): the worker logs the I/O
+//     error with its id, queue, interface and errno, and counts it; the process stays up; once
+//     the port is back the worker opens its sockets again and traffic crosses. At the end the
+//     counters show the error and no XDP program is left, on the new port either.
+
+fn interface_lost_body(st: &mut Setup) {
+    let n = st.test.clone();
+    ok(&n, st.topo.ping_ok(&st.topo.a, B_IP));
+    let pos = st.ctwall().proc.line_count();
+    ok(&n, st.topo.delete_outside());
+    // A's pings reach the inside port and are forwarded to the outside socket the kernel
+    // unbound: its TX kick fails (ENXIO).
+    let crossed = ok(&n, st.topo.ping(&st.topo.a, B_IP, 3, 3));
+    assert!(!crossed, "{n}: pings crossed a deleted port");
+    let line = ok(&n, st.ctwall().proc.wait_line(pos, Duration::from_secs(10), |l| l.contains("packet I/O error")));
+    let enxio = "errno=6"; // ENXIO
+    for want in ["worker=0", "queue=0", configs::OUTSIDE, enxio] {
+        assert!(line.contains(want), "{n}: the I/O error line lacks {want:?}: {line}");
+    }
+    assert!(st.ctwall().proc.exited().is_none(), "{n}: ctwall exited after the I/O error:\n{}", st.ctwall().log());
+    ok(&n, st.topo.recreate_outside());
+    ok(&n, st.ctwall().proc.wait_line(pos, Duration::from_secs(15), |l| l.contains("sockets open again")));
+    ok(&n, st.topo.ping_ok(&st.topo.a, B_IP));
+    let ct = st.ctwall();
+    ok(&n, ct.proc.signal("TERM"));
+    let status = ct.proc.wait_exit(Duration::from_secs(5));
+    let log = ct.log();
+    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
+    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    let counters = worker_counters(&log, 0).unwrap_or_else(|| panic!("{n}: no worker counters logged:\n{log}"));
+    assert!(counters.get("io_errors").is_some_and(|&e| e >= 1), "{n}: io_errors not counted: {counters:?}");
+    for ifc in [configs::INSIDE, configs::OUTSIDE] {
+        if let Some(text) = ok(&n, st.topo.xdp_attached(ifc)) {
+            panic!("{n}: an XDP program is still attached to {ifc} after shutdown:\n{text}");
+        }
+    }
+}
+ctwall_only!(interface_lost_and_back, interface_lost_body, configs::example());
+
+// ------------------------------------------------------------------------------------------
 // No root needed: the configurations themselves.
 
 /// The broken configuration fails on the line the bad-reload test looks for.

@@ -42,6 +42,9 @@ pub struct WorkerCounters {
     /// dropped because worker 0's queue was full.
     pub mgmt_handoff: u64,
     pub mgmt_handoff_dropped: u64,
+    /// Packet I/O errors of its sockets (each closes them; they are opened
+    /// again after a back-off).
+    pub io_errors: u64,
 }
 
 /// What the statistics are made of. With several workers, the counters
@@ -156,6 +159,7 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
                 "worker": w.worker, "queue": w.queue, "cpu": w.cpu, "frames": w.frames,
                 "rx": {"inside": w.rx[0], "outside": w.rx[1]},
                 "mgmt_handoff": w.mgmt_handoff, "mgmt_handoff_dropped": w.mgmt_handoff_dropped,
+                "io_errors": w.io_errors,
             })
         })
         .collect();
@@ -322,6 +326,19 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
                     w.worker, w.queue
                 );
             }
+        }
+        family(
+            out,
+            "ctwall_worker_io_errors_total",
+            "counter",
+            "Packet I/O errors of each worker's AF_XDP sockets (each closes them; they are opened again after a back-off).",
+        );
+        for w in s.workers {
+            let _ = writeln!(
+                out,
+                "ctwall_worker_io_errors_total{{worker=\"{}\",queue=\"{}\"}} {}",
+                w.worker, w.queue, w.io_errors
+            );
         }
     }
     let m = mgmt;

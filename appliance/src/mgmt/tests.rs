@@ -57,6 +57,7 @@ impl App {
             rx: [2, 3],
             mgmt_handoff: 1,
             mgmt_handoff_dropped: 0,
+            io_errors: 4,
         }];
         render::Snapshot { ct: &self.ct, table, pipeline: &self.pipeline, invalid, rules: RULES, workers: WORKERS, now }
     }
@@ -499,6 +500,7 @@ fn metrics_parse_as_prometheus_text() {
     assert!(text.contains("\nctwall_mgmt_http_requests_total 1\n"), "{text}");
     assert!(text.contains("\nctwall_worker_frames_total{worker=\"1\",queue=\"1\"} 5\n"), "{text}");
     assert!(text.contains("\nctwall_worker_rx_frames_total{worker=\"1\",queue=\"1\",port=\"outside\"} 3\n"), "{text}");
+    assert!(text.contains("\nctwall_worker_io_errors_total{worker=\"1\",queue=\"1\"} 4\n"), "{text}");
     // The checker itself refuses what it should.
     for bad in [
         "ctwall_x 1\n",
@@ -519,6 +521,7 @@ fn metrics_parse_as_prometheus_text() {
     let w = &v["workers"][0];
     assert_eq!((w["worker"].as_u64(), w["queue"].as_u64(), w["cpu"].as_u64()), (Some(1), Some(1), Some(1)));
     assert_eq!((w["rx"]["inside"].as_u64(), w["rx"]["outside"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(w["io_errors"].as_u64(), Some(4));
 }
 
 #[test]

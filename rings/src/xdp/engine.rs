@@ -12,8 +12,20 @@
 //! | the free list | `free.len()` |
 //!
 //! and during [`Engine::rx_batch`] also "in hand" (consumed from an RX ring,
-//! not yet answered). [`Engine::accounted`] sums the places; it always equals
-//! the frame count outside `rx_batch`.
+//! not yet answered). Outside `rx_batch` the places add up to the frame
+//! count (the tests check it after every step). Every move between places takes
+//! exactly the descriptors a ring reports it took, whatever their number, so
+//! no frame is ever in two places.
+//!
+//! A [`Budget`] bounds each port's share: its fill ring is stocked with at
+//! most `fill[p]` frames, and at most `tx[p]` frames are in flight towards
+//! its wire (`pending[p]` plus `tx_out[p]`), of which forwarding may use all
+//! but `send_reserve[p]`. The budgets add up to no more than the frame count,
+//! so the free list always holds
+//! `Σ (fill[p] - fill_out[p]) + Σ (tx[p] - in_flight[p])` frames or more:
+//! refills never run short, and a port below its TX bound always finds a
+//! frame for [`Engine::send`], however long the other port's transmissions
+//! stall.
 
 use crate::{Action, PortId, RxMeta};
 use std::io;
@@ -67,6 +79,7 @@ pub(crate) struct Counters {
     pub(crate) tx_completed: u64,
     pub(crate) tx_ring_full: u64,
     pub(crate) send_no_frame: u64,
+    pub(crate) tx_backlog_full: u64,
     pub(crate) fill_starved: u64,
     pub(crate) tx_kicks: u64,
     pub(crate) rx_kicks: u64,
@@ -77,14 +90,44 @@ const RX_CHUNK: usize = 64;
 /// Completions reaped per ring call.
 const COMP_CHUNK: usize = 256;
 
+/// How one UMEM's frames are shared between the two ports (see the module
+/// comment).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// Frames each port's fill ring (with its RX ring) is stocked with.
+    pub(crate) fill: [u32; 2],
+    /// Frames in flight towards each port's wire at most: queued, on the TX
+    /// ring or on the completion ring.
+    pub(crate) tx: [u32; 2],
+    /// Of `tx`, kept for frames [`Engine::send`] originates: forwarding
+    /// stops at `tx - send_reserve`.
+    pub(crate) send_reserve: [u32; 2],
+}
+
+impl Budget {
+    /// Half of `frames` for each port: a fill ring of a quarter of them (at
+    /// most `fill_size`), and the rest of the half in flight on TX (at most
+    /// `tx_size`, the TX ring), an eighth of that (at least one frame, when
+    /// the bound is above one) reserved for sends.
+    pub(crate) fn split(frames: u32, fill_size: u32, tx_size: u32) -> Budget {
+        let fill = (frames / 4).min(fill_size).max(1);
+        let tx = (frames / 2).saturating_sub(fill).min(tx_size).max(1);
+        let send_reserve = (tx / 8).max(1).min(tx - 1);
+        Budget { fill: [fill; 2], tx: [tx; 2], send_reserve: [send_reserve; 2] }
+    }
+
+    /// Frames the budget hands out when every share is used up.
+    fn frames(&self) -> u64 {
+        (0..2).map(|p| u64::from(self.fill[p]) + u64::from(self.tx[p])).sum()
+    }
+}
+
 pub(crate) struct Engine<R: Rings> {
     pub(crate) rings: R,
-    total: u32,
     free: Vec<R::Desc>,
     fill_out: [u32; 2],
-    fill_target: [u32; 2],
     tx_out: [u32; 2],
-    tx_size: [u32; 2],
+    budget: Budget,
     pending: [Vec<R::Desc>; 2],
     scratch: Vec<R::Desc>,
     next_port: usize,
@@ -92,18 +135,23 @@ pub(crate) struct Engine<R: Rings> {
 }
 
 impl<R: Rings> Engine<R> {
-    /// `frames` are all the UMEM's frames (all free); `fill_target` is how
-    /// many frames each port's fill ring is kept stocked with.
-    pub(crate) fn new(rings: R, frames: Vec<R::Desc>, fill_target: [u32; 2], tx_size: [u32; 2]) -> Self {
+    /// `frames` are all the UMEM's frames (all free), shared out by `budget`.
+    ///
+    /// # Panics
+    /// If the budget hands out more frames than there are, or reserves a
+    /// port's whole TX bound for sends ([`Budget::split`] does neither).
+    pub(crate) fn new(rings: R, frames: Vec<R::Desc>, budget: Budget) -> Self {
         let total = u32::try_from(frames.len()).expect("frame count fits u32");
+        assert!(budget.frames() <= u64::from(total), "{budget:?} hands out more than {total} frames");
+        for p in 0..2 {
+            assert!(budget.send_reserve[p] < budget.tx[p].max(1), "{budget:?} leaves forwarding nothing");
+        }
         Engine {
             rings,
-            total,
             free: frames,
             fill_out: [0; 2],
-            fill_target,
             tx_out: [0; 2],
-            tx_size,
+            budget,
             pending: [Vec::new(), Vec::new()],
             scratch: vec![R::Desc::default(); RX_CHUNK.max(COMP_CHUNK)],
             next_port: 0,
@@ -111,22 +159,13 @@ impl<R: Rings> Engine<R> {
         }
     }
 
-    /// Frames accounted for in all places (equals the frame count outside `rx_batch`).
-    pub(crate) fn accounted(&self) -> u32 {
-        let pending = self.pending[0].len() + self.pending[1].len() + self.free.len();
-        u32::try_from(pending).unwrap_or(u32::MAX)
-            + self.fill_out[0]
-            + self.fill_out[1]
-            + self.tx_out[0]
-            + self.tx_out[1]
-    }
-
-    pub(crate) fn total(&self) -> u32 {
-        self.total
-    }
-
     pub(crate) fn free_frames(&self) -> usize {
         self.free.len()
+    }
+
+    /// Frames in flight towards port `p`'s wire: queued or with the kernel.
+    fn in_flight(&self, p: usize) -> u32 {
+        u32::try_from(self.pending[p].len()).unwrap_or(u32::MAX).saturating_add(self.tx_out[p])
     }
 
     /// Move completed transmissions of both ports to the free list.
@@ -144,34 +183,23 @@ impl<R: Rings> Engine<R> {
         }
     }
 
-    /// Stock both fill rings up to their targets from the free list; wake
-    /// the kernel where the fill ring asks for it.
+    /// Stock both fill rings up to their budgets from the free list (which
+    /// holds enough, see the module comment); wake the kernel where the fill
+    /// ring asks for it.
     pub(crate) fn refill(&mut self) -> io::Result<()> {
-        let want = [0, 1].map(|p| self.fill_target[p].saturating_sub(self.fill_out[p]));
-        // When the free frames do not cover both deficits, split them so that
-        // neither port is left without receive buffers.
-        // First raise the emptier ring to the other's level, then share.
-        let mut avail = u32::try_from(self.free.len()).unwrap_or(u32::MAX);
-        let (lo, hi) = if self.fill_out[0] <= self.fill_out[1] { (0, 1) } else { (1, 0) };
-        let mut give = [0; 2];
-        give[lo] = (self.fill_out[hi] - self.fill_out[lo]).min(want[lo]).min(avail);
-        avail -= give[lo];
-        let rest_lo = want[lo] - give[lo];
-        let more = rest_lo.min((avail / 2).max(avail.saturating_sub(want[hi]))).min(avail);
-        give[lo] += more;
-        give[hi] = want[hi].min(avail - more);
         for p in 0..2 {
-            if give[p] < want[p] {
-                self.counters.fill_starved += 1;
-            }
-            if give[p] > 0 {
-                let n = self.rings.fill_free(p, give[p]).min(give[p]) as usize;
-                if n > 0 {
-                    let from = self.free.len() - n;
-                    let done = self.rings.fill_produce(p, &self.free[from..]);
-                    debug_assert_eq!(done, n);
-                    self.free.truncate(self.free.len() - done);
-                    self.fill_out[p] += done as u32;
+            let want = self.budget.fill[p].saturating_sub(self.fill_out[p]);
+            if want > 0 {
+                let free = u32::try_from(self.free.len()).unwrap_or(u32::MAX);
+                let n = self.rings.fill_free(p, want).min(want).min(free) as usize;
+                let from = self.free.len() - n;
+                // The ring took the first `done` of what it was offered:
+                // exactly those leave the free list.
+                let done = self.rings.fill_produce(p, &self.free[from..]).min(n);
+                self.free.drain(from..from + done);
+                self.fill_out[p] += done as u32;
+                if done < want as usize {
+                    self.counters.fill_starved += 1;
                 }
             }
             if self.fill_out[p] > 0 && self.rings.fill_needs_wakeup(p) {
@@ -190,15 +218,14 @@ impl<R: Rings> Engine<R> {
             return;
         }
         let room = self.rings.tx_free(p, n as u32).min(n as u32) as usize;
-        if room > 0 {
-            let done = self.rings.tx_produce(p, &self.pending[p][..room]);
-            debug_assert_eq!(done, room);
-            self.tx_out[p] += done as u32;
-            self.counters.tx += done as u64;
-        }
-        if room < n {
-            self.counters.tx_ring_full += (n - room) as u64;
-            self.free.extend_from_slice(&self.pending[p][room..]);
+        // The ring took the first `done` of what it was offered; the rest
+        // go back to the free list.
+        let done = if room > 0 { self.rings.tx_produce(p, &self.pending[p][..room]).min(room) } else { 0 };
+        self.tx_out[p] += done as u32;
+        self.counters.tx += done as u64;
+        if done < n {
+            self.counters.tx_ring_full += (n - done) as u64;
+            self.free.extend_from_slice(&self.pending[p][done..]);
         }
         self.pending[p].clear();
     }
@@ -250,7 +277,13 @@ impl<R: Rings> Engine<R> {
                         match self.rings.with_frame(&mut d, |bytes| f(bytes, meta)) {
                             Action::Forward(out) => {
                                 self.counters.forwarded += 1;
-                                self.pending[port_index(out)].push(d);
+                                let o = port_index(out);
+                                if self.in_flight(o) < self.budget.tx[o] - self.budget.send_reserve[o] {
+                                    self.pending[o].push(d);
+                                } else {
+                                    self.counters.tx_backlog_full += 1;
+                                    self.free.push(d);
+                                }
                             }
                             Action::Drop => {
                                 self.counters.dropped += 1;
@@ -269,12 +302,13 @@ impl<R: Rings> Engine<R> {
             self.kick()?;
             self.refill()?;
         }
-        debug_assert_eq!(self.accounted(), self.total(), "a UMEM frame leaked");
         Ok(handled)
     }
 
     /// Copy `frame` into a free UMEM frame and queue it for `port`. Returns
-    /// `Ok(false)` when no frame is free (counted).
+    /// `Ok(false)` (counted) when `port` has its whole TX budget in flight:
+    /// its transmissions are not completing. Below that bound a frame is
+    /// always free (see the module comment), whatever the other port does.
     pub(crate) fn send(&mut self, port: PortId, frame: &[u8]) -> io::Result<bool> {
         if frame.len() > self.rings.capacity() {
             return Err(io::Error::new(
@@ -282,19 +316,21 @@ impl<R: Rings> Engine<R> {
                 format!("frame of {} bytes does not fit a UMEM frame ({})", frame.len(), self.rings.capacity()),
             ));
         }
-        if self.free.is_empty() {
+        let p = port_index(port);
+        if self.in_flight(p) >= self.budget.tx[p] {
             self.reap();
+            if self.in_flight(p) >= self.budget.tx[p] {
+                self.counters.send_no_frame += 1;
+                return Ok(false);
+            }
         }
-        let Some(mut d) = self.free.pop() else {
-            self.counters.send_no_frame += 1;
-            return Ok(false);
-        };
+        let mut d = self.free.pop().expect("the budget keeps a free frame for a port below its TX bound");
         if !self.rings.write_frame(&mut d, frame) {
             self.free.push(d);
             return Err(io::Error::other("could not write a frame into the UMEM"));
         }
         self.counters.sent += 1;
-        self.pending[port_index(port)].push(d);
+        self.pending[p].push(d);
         Ok(true)
     }
 
@@ -306,7 +342,7 @@ impl<R: Rings> Engine<R> {
         self.transmit(1);
         // Enough rounds to drain full rings at 32 descriptors per kick, with
         // slack; stop early when the kernel makes no progress.
-        let rounds = (self.tx_size[0].max(self.tx_size[1]) / 32 + 4) as usize;
+        let rounds = (self.budget.tx[0].max(self.budget.tx[1]) / 32 + 4) as usize;
         let mut last = u32::MAX;
         for _ in 0..rounds {
             self.reap();
@@ -321,7 +357,6 @@ impl<R: Rings> Engine<R> {
         }
         self.reap();
         self.refill()?;
-        debug_assert_eq!(self.accounted(), self.total(), "a UMEM frame leaked");
         Ok(())
     }
 }
@@ -364,6 +399,10 @@ mod tests {
         ring: usize,
         tx_ring: usize,
         kick_limit: usize,
+        /// A stalled port's kernel never transmits (a dead link).
+        stalled: [bool; 2],
+        /// The most descriptors one fill or TX produce call takes.
+        produce_limit: usize,
         ports: [SimPort; 2],
     }
 
@@ -375,6 +414,8 @@ mod tests {
                 ring,
                 tx_ring: ring,
                 kick_limit: 32,
+                stalled: [false; 2],
+                produce_limit: usize::MAX,
                 ports: [SimPort::default(), SimPort::default()],
             };
             (sim, descs)
@@ -431,6 +472,7 @@ mod tests {
             (self.tx_ring - self.ports[port].tx.len()) as u32
         }
         fn tx_produce(&mut self, port: usize, descs: &[D]) -> usize {
+            let descs = &descs[..descs.len().min(self.produce_limit)];
             assert!(self.ports[port].tx.len() + descs.len() <= self.tx_ring, "TX ring overrun");
             self.ports[port].tx.extend(descs.iter().copied());
             descs.len()
@@ -442,7 +484,8 @@ mod tests {
             true
         }
         fn tx_kick(&mut self, port: usize) -> io::Result<()> {
-            for _ in 0..self.kick_limit {
+            let limit = if self.stalled[port] { 0 } else { self.kick_limit };
+            for _ in 0..limit {
                 if self.ports[port].comp.len() == self.ring {
                     break;
                 }
@@ -457,6 +500,7 @@ mod tests {
             (self.ring - self.ports[port].fill.len()) as u32
         }
         fn fill_produce(&mut self, port: usize, descs: &[D]) -> usize {
+            let descs = &descs[..descs.len().min(self.produce_limit)];
             assert!(self.ports[port].fill.len() + descs.len() <= self.ring, "fill ring overrun");
             self.ports[port].fill.extend(descs.iter().copied());
             descs.len()
@@ -478,21 +522,38 @@ mod tests {
         }
     }
 
-    fn engine(frames: usize, ring: usize, fill_target: u32) -> Engine<Sim> {
+    /// `frames` frames, rings of `ring` descriptors, each fill ring stocked
+    /// with `fill` frames and each port's TX bound the TX ring.
+    fn engine(frames: usize, ring: usize, fill: u32) -> Engine<Sim> {
         let (sim, descs) = Sim::new(frames, ring);
-        let mut e = Engine::new(sim, descs, [fill_target; 2], [ring as u32; 2]);
+        let tx = ring as u32;
+        let budget = Budget { fill: [fill; 2], tx: [tx; 2], send_reserve: [(tx / 8).max(1); 2] };
+        let mut e = Engine::new(sim, descs, budget);
         e.refill().unwrap();
         e
     }
 
-    /// Every frame is in exactly one place, and the addresses are all distinct.
+    /// Frames the simulated UMEM holds.
+    fn total(e: &Engine<Sim>) -> usize {
+        e.rings.mem.len() / FRAME
+    }
+
+    /// Every frame is in exactly one place, the addresses are all distinct,
+    /// every port keeps to its budget and the free list covers what the
+    /// budget still owes.
     fn check(e: &Engine<Sim>) {
-        assert_eq!(e.accounted(), e.total());
+        let counted = e.free.len() + e.pending[0].len() + e.pending[1].len();
+        let counted = counted + (e.fill_out[0] + e.fill_out[1] + e.tx_out[0] + e.tx_out[1]) as usize;
+        assert_eq!(counted, total(e), "the counts lost or made up a frame");
         let s = &e.rings;
+        let mut owed = 0;
         for p in 0..2 {
             assert_eq!(e.fill_out[p] as usize, s.ports[p].fill.len() + s.ports[p].rx.len());
             assert_eq!(e.tx_out[p] as usize, s.ports[p].tx.len() + s.ports[p].comp.len());
+            assert!(e.fill_out[p] <= e.budget.fill[p] && e.in_flight(p) <= e.budget.tx[p], "port {p} over budget");
+            owed += e.budget.fill[p] - e.fill_out[p] + e.budget.tx[p] - e.in_flight(p);
         }
+        assert!(e.free.len() >= owed as usize, "{} free frames, {owed} owed", e.free.len());
         let mut addrs: Vec<usize> = e.free.iter().map(|d| d.addr).collect();
         for p in 0..2 {
             addrs.extend(e.pending[p].iter().map(|d| d.addr));
@@ -503,8 +564,8 @@ mod tests {
         }
         addrs.sort_unstable();
         addrs.dedup();
-        assert_eq!(addrs.len(), e.total() as usize, "a frame is in two places or lost");
-        assert_eq!(e.free.len() + s.kernel_held() + e.pending[0].len() + e.pending[1].len(), e.total() as usize);
+        assert_eq!(addrs.len(), total(e), "a frame is in two places or lost");
+        assert_eq!(e.free.len() + s.kernel_held() + e.pending[0].len() + e.pending[1].len(), total(e));
     }
 
     #[test]
@@ -576,10 +637,10 @@ mod tests {
 
     #[test]
     fn full_tx_ring_drops_and_recycles() {
-        // TX ring of 8, 30 frames forwarded in one batch, the kernel never sends.
+        // A TX ring of 8 under a TX bound of 32 (28 for forwarding), 30
+        // frames forwarded in one batch, the kernel never sends.
         let mut e = engine(128, 32, 32);
         e.rings.tx_ring = 8;
-        e.tx_size = [8, 8];
         for _ in 0..30 {
             assert!(e.rings.arrive(0, &[3; 40]));
         }
@@ -587,7 +648,8 @@ mod tests {
         let n = e.rx_batch(64, 0, &mut |_, m| Action::Forward(m.port.other())).unwrap();
         assert_eq!(n, 30);
         assert_eq!(e.counters.tx, 8);
-        assert_eq!(e.counters.tx_ring_full, 22);
+        assert_eq!(e.counters.tx_backlog_full, 2);
+        assert_eq!(e.counters.tx_ring_full, 20);
         check(&e);
         e.flush().unwrap();
         check(&e);
@@ -618,13 +680,22 @@ mod tests {
 
     #[test]
     fn send_copies_and_reports_exhaustion() {
-        // 4 frames, fill target 2 per port: nothing free for send.
-        let mut e = engine(4, 4, 2);
+        // TX bound of 4 per port; port 0 never completes a transmission:
+        // its fifth frame is refused, port 1 still sends.
+        let mut e = engine(16, 4, 2);
+        e.rings.stalled[0] = true;
+        for _ in 0..4 {
+            assert!(e.send(PortId::Inside, &[1; 10]).unwrap());
+            e.flush().unwrap();
+        }
         assert!(!e.send(PortId::Inside, &[1; 10]).unwrap());
         assert_eq!(e.counters.send_no_frame, 1);
+        assert!(e.send(PortId::Outside, &[2; 10]).unwrap());
         assert_eq!(e.send(PortId::Inside, &[0; FRAME + 1]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         check(&e);
-        let mut e = engine(8, 4, 2);
+        e.flush().unwrap();
+        assert_eq!((e.rings.ports[0].wire.len(), e.rings.ports[1].wire.len()), (0, 1));
+        let mut e = engine(12, 4, 2);
         // A recycled frame held an older, longer packet: the new one replaces it.
         e.rings.arrive(0, &[7; 50]);
         e.rx_batch(8, 0, &mut |_, _| Action::Drop).unwrap();
@@ -640,25 +711,98 @@ mod tests {
     }
 
     #[test]
-    fn starvation_is_counted_and_recovers() {
-        // 16 frames, each fill ring wants 16: they share what there is.
-        let mut e = engine(16, 16, 16);
-        assert!(e.counters.fill_starved > 0);
-        assert_eq!(e.fill_out, [8, 8]);
-        for _ in 0..8 {
-            assert!(e.rings.arrive(0, &[1; 8]));
+    fn budget_split_fits_the_frames_and_reserves_for_sends() {
+        // The default configuration: 4096 frames, rings of 2048.
+        let b = Budget::split(4096, 2048, 2048);
+        assert_eq!(b, Budget { fill: [1024; 2], tx: [1024; 2], send_reserve: [128; 2] });
+        for frames in 8..300 {
+            for ring in [1, 2, 4, 64, 4096] {
+                let b = Budget::split(frames, ring, ring);
+                assert!(b.frames() <= u64::from(frames), "{frames} {ring}: {b:?}");
+                assert!(b.fill[0] >= 1 && b.tx[0] >= 1 && b.tx[0] <= ring && b.fill[0] <= ring, "{b:?}");
+                assert!(b.send_reserve[0] < b.tx[0] && (b.tx[0] < 2 || b.send_reserve[0] >= 1), "{b:?}");
+                // Engine::new accepts it.
+                let (sim, descs) = Sim::new(frames as usize, 8);
+                Engine::new(sim, descs, b);
+            }
         }
-        assert!(!e.rings.arrive(0, &[2; 8]));
-        assert_eq!(e.rings.ports[0].rx_dropped_no_fill, 1);
-        e.rx_batch(64, 0, &mut |_, _| Action::Drop).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "hands out more than 16 frames")]
+    fn an_overcommitted_budget_is_refused() {
+        let (sim, descs) = Sim::new(16, 16);
+        Engine::new(sim, descs, Budget { fill: [8; 2], tx: [4; 2], send_reserve: [1; 2] });
+    }
+
+    /// Issue 11 item 4.1: port 1 never completes a transmission (a dead
+    /// link); port 0 keeps receiving, forwarding to port 1 and answering
+    /// some frames itself (rejects). Its answers must all go out.
+    #[test]
+    fn a_stalled_port_cannot_starve_the_other_of_send_frames() {
+        let (sim, descs) = Sim::new(64, 32);
+        let mut e = Engine::new(sim, descs, Budget::split(64, 32, 32));
+        e.refill().unwrap();
+        e.rings.stalled[1] = true;
+        let mut answered = 0;
+        for round in 0..50u8 {
+            for _ in 0..8 {
+                e.rings.arrive(0, &[round; 20]);
+            }
+            let mut rejects = 0;
+            e.rx_batch(64, 0, &mut |f, _| {
+                if f[0] % 2 == 0 {
+                    Action::Forward(PortId::Outside)
+                } else {
+                    rejects += 1;
+                    Action::Drop
+                }
+            })
+            .unwrap();
+            for _ in 0..rejects {
+                assert!(e.send(PortId::Inside, &[0xaa; 14]).unwrap(), "round {round}: no frame for a reject");
+                answered += 1;
+            }
+            e.flush().unwrap();
+            check(&e);
+        }
+        assert_eq!(e.counters.send_no_frame, 0);
+        assert_eq!(e.rings.ports[0].wire.len(), answered);
+        assert!(e.rings.ports[1].wire.is_empty());
+        // Forwarding to the dead port stopped at its bound, short of the reserve.
+        assert_eq!(e.in_flight(1), e.budget.tx[1] - e.budget.send_reserve[1]);
+        assert!(e.counters.tx_backlog_full > 0);
+    }
+
+    /// Issue 11 item 4.3: rings that take fewer descriptors than offered
+    /// (libxdp reserves all or nothing, but the engine must not rely on it)
+    /// leave every frame in exactly one place, in release builds too.
+    #[test]
+    fn partial_ring_production_never_owns_a_frame_twice() {
+        let (mut sim, descs) = Sim::new(64, 32);
+        sim.produce_limit = 3;
+        let mut e = Engine::new(sim, descs, Budget::split(64, 32, 32));
+        e.refill().unwrap();
         check(&e);
-        assert_eq!(e.fill_out, [8, 8]);
+        assert_eq!(e.fill_out, [3, 3]);
+        e.refill().unwrap();
+        for i in 0..6u8 {
+            assert!(e.rings.arrive(0, &[i; 20]));
+        }
+        e.rx_batch(64, 0, &mut |_, _| Action::Forward(PortId::Outside)).unwrap();
+        check(&e);
+        e.flush().unwrap();
+        check(&e);
+        let c = e.counters;
+        assert_eq!((c.forwarded, c.tx, c.tx_ring_full), (6, 3, 3));
+        assert!(c.fill_starved > 0);
+        assert_eq!(e.rings.ports[1].wire.len(), 3);
     }
 
     /// A pseudo-random mix of arrivals, actions, sends, stalls and flushes.
     #[test]
     fn random_traffic_never_leaks() {
-        let mut e = engine(96, 32, 24);
+        let mut e = engine(112, 32, 24);
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut rnd = move || {
             x ^= x << 13;
@@ -690,23 +834,31 @@ mod tests {
                     .unwrap();
                 }
                 3 => {
-                    if e.send(PortId::Inside, &[9; 14]).unwrap() {
-                        sent_ok += 1;
-                    }
+                    let port = if rnd() % 2 == 0 { PortId::Inside } else { PortId::Outside };
+                    let p = port_index(port);
+                    let below = e.in_flight(p) < e.budget.tx[p];
+                    let ok = e.send(port, &[9; 14]).unwrap();
+                    assert!(ok || !below, "a port below its TX bound was refused a frame");
+                    sent_ok += u64::from(ok);
                 }
-                4 => e.rings.kick_limit = (rnd() % 40) as usize,
+                4 => {
+                    e.rings.kick_limit = (rnd() % 40) as usize;
+                    e.rings.stalled[(rnd() % 2) as usize] = rnd() % 4 == 0;
+                }
                 _ => e.flush().unwrap(),
             }
             check(&e);
         }
         e.rings.kick_limit = 32;
+        e.rings.stalled = [false; 2];
         e.flush().unwrap();
         e.flush().unwrap();
         check(&e);
         assert_eq!(e.tx_out, [0, 0]);
         let c = e.counters;
         assert_eq!(c.sent, sent_ok);
-        assert_eq!(c.forwarded + c.sent, c.tx + c.tx_ring_full);
+        assert!(c.send_no_frame > 0 && c.tx_backlog_full > 0, "the stalls reached the bounds: {c:?}");
+        assert_eq!(c.forwarded + c.sent, c.tx + c.tx_ring_full + c.tx_backlog_full);
         assert_eq!(c.tx, c.tx_completed);
         assert_eq!(c.rx_port[0] + c.rx_port[1], c.rx);
         let wire = (e.rings.ports[0].wire.len() + e.rings.ports[1].wire.len()) as u64;
