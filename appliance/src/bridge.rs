@@ -239,6 +239,87 @@ mod tests {
         assert_eq!(b.pipeline.conntrack().count(), 1);
     }
 
+    /// A UDP datagram of `n` payload bytes as Ethernet frames of IPv4
+    /// fragments of at most 1480 data bytes, in offset order.
+    fn fragments(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, n: usize, id: u16) -> Vec<Vec<u8>> {
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&sp.to_be_bytes());
+        l4.extend_from_slice(&dp.to_be_bytes());
+        l4.extend_from_slice(&((8 + n) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend((0..n).map(|i| i as u8));
+        l4.chunks(1480)
+            .enumerate()
+            .map(|(i, data)| {
+                let more = (i + 1) * 1480 < l4.len();
+                let fo = (i * 1480 / 8) as u16 | if more { 0x2000 } else { 0 };
+                let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+                ip[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+                ip[4..6].copy_from_slice(&id.to_be_bytes());
+                ip[6..8].copy_from_slice(&fo.to_be_bytes());
+                ip.extend_from_slice(&src);
+                ip.extend_from_slice(&dst);
+                let c = ct_core::wire::checksum::checksum(&ip, 0);
+                ip[10..12].copy_from_slice(&c.to_be_bytes());
+                let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+                f.extend_from_slice(&ip);
+                f.extend_from_slice(data);
+                f
+            })
+            .collect()
+    }
+
+    /// Inside may open; outside gets only answers.
+    struct Stateful;
+    impl Policy for Stateful {
+        fn filter(&self, v: &crate::pipeline::FrameView<'_>, _: Instant) -> Verdict {
+            match (v.port, v.outcome.state) {
+                (PortId::Inside, _) | (_, CtState::Established) => Verdict::Accept,
+                _ => Verdict::Drop,
+            }
+        }
+    }
+
+    /// Issue 12: fragments are reassembled before tracking, the datagram is
+    /// decided once, and its original fragments leave unchanged, in the
+    /// order they came, by the other port; a dropped datagram sends none.
+    #[test]
+    fn fragmented_datagrams_cross_whole_or_not_at_all() {
+        let mut b = bridge(Box::new(Stateful), true, no_answer);
+        let mut io = MemIo::new();
+        let (a, c) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let at = |port| RxMeta { ts_ns: 0, port };
+        let req = fragments(a, c, 4000, 53, 4000, 1);
+        for k in [2, 0, 1] {
+            io.push(req[k].clone(), at(PortId::Inside));
+        }
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        let out: Vec<_> = io.tx.drain(..).collect();
+        assert_eq!(out, [2, 0, 1].map(|k| (PortId::Outside, req[k].clone())), "all three, as received");
+        assert_eq!(b.pipeline.conntrack().count(), 1, "one connection for the datagram");
+        // The fragmented answer is ESTABLISHED.
+        let reply = fragments(c, a, 53, 4000, 3000, 2);
+        for f in &reply {
+            io.push(f.clone(), at(PortId::Outside));
+        }
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert_eq!(
+            io.tx.drain(..).map(|(p, _)| p).collect::<Vec<_>>(),
+            [PortId::Inside, PortId::Inside, PortId::Inside]
+        );
+        // An unsolicited fragmented datagram from outside: nothing crosses.
+        for f in fragments(c, a, 53, 9999, 3000, 3) {
+            io.push(f, at(PortId::Outside));
+        }
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert!(io.tx.is_empty());
+        let st = b.stats();
+        assert_eq!((st.frag_held, st.forwarded, st.dropped), (6, 6, 3));
+        let d = b.pipeline.defrag().stats();
+        assert_eq!((d.held, d.reassembled, d.queues, d.mem), (6, 3, 0, 0));
+        assert_eq!(b.pipeline.stats().frames, 9);
+    }
+
     #[test]
     fn rejects_answer_out_of_the_ingress_port_and_non_ip_follows_config() {
         struct RejectAll;

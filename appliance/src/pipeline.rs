@@ -344,7 +344,14 @@ impl Pipeline {
 
     /// The datagram in `self.reasm` is complete: decide it as one packet;
     /// on accept, queue its original fragments for the other ports.
-    fn complete(&mut self, frame: &[u8], port: PortId, vlan: Option<u16>, now: Instant, policy: &dyn Policy) -> Decision {
+    fn complete(
+        &mut self,
+        frame: &[u8],
+        port: PortId,
+        vlan: Option<u16>,
+        now: Instant,
+        policy: &dyn Policy,
+    ) -> Decision {
         let dgram = std::mem::take(&mut self.reasm.datagram);
         let mut d = match parse_ip(&dgram) {
             Ok(ip) => self.decide(frame, port, vlan, &ip, now, policy),

@@ -1,7 +1,7 @@
 //! `ctwall replay`: run a capture through the pipeline, with the capture's
 //! timestamps as the clock, and report every frame and the final table.
 
-use crate::pipeline::{Decision, Pipeline, Verdict};
+use crate::pipeline::{Decision, FragStatus, Pipeline, Verdict};
 use crate::rules::Ruleset;
 use crate::settings;
 use config::Config;
@@ -72,7 +72,7 @@ pub fn pipeline_for(config: Option<&Path>) -> Result<(Pipeline, Config), ReplayE
         None => Config::default(),
     };
     let reg = settings::helper_registry(&cfg).map_err(ReplayError::Helpers)?;
-    Ok((Pipeline::new(Conntrack::new(settings::ct_config(&cfg)), reg), cfg))
+    Ok((settings::pipeline(&cfg, reg), cfg))
 }
 
 /// Replay `opts.trace`, writing the report to `out`.
@@ -93,6 +93,9 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> Result<ReplaySummary, R
             now = Instant::from_nanos(meta.ts_ns);
             let d = pipe.process(frame, meta.port, now, &rules);
             pipe.housekeeping(now, GC_BUDGET_PER_FRAME);
+            // A capture is not retransmitted: the fragments of accepted
+            // datagrams go nowhere.
+            let _ = pipe.drain_emit(|_, _| Ok::<(), std::convert::Infallible>(()));
             line.clear();
             frame_line(&mut line, n, meta.ts_ns, &d, pipe.conntrack(), opts.format);
             if write_err.is_none() {
@@ -119,6 +122,14 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
     let entry = o.conn.and_then(|id| ct.entry(id));
     let tcp_state = entry.as_ref().and_then(|e| e.tcp_state()).map(|s| s.name());
     let l4 = d.l4.map(ct_core::tuple::proto_name);
+    // A fragment held or dropped by reassembly has no state or verdict of
+    // its own: conntrack never sees it (the kernel logs nothing for it).
+    let (state, dir, verdict, frag) = match d.frag {
+        FragStatus::None => (o.state.name(), o.dir().map(|d| d.name()), d.verdict.name(), None),
+        FragStatus::Held => ("NONE", None, "held", Some("held")),
+        FragStatus::Dropped(r) => ("NONE", None, "drop", Some(r.name())),
+        FragStatus::Complete { .. } => (o.state.name(), o.dir().map(|d| d.name()), d.verdict.name(), Some("complete")),
+    };
     match format {
         Format::Jsonl => {
             // Hand-written: this runs for every frame, and every value is a
@@ -135,11 +146,13 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
             }
             let _ =
                 write!(out, "{{\"n\":{n},\"ts\":{}.{:09},\"ctstate\":", ts_ns / 1_000_000_000, ts_ns % 1_000_000_000);
-            q(out, Some(o.state.name()));
+            q(out, Some(state));
             out.push_str(",\"dir\":");
-            q(out, o.dir().map(|d| d.name()));
+            q(out, dir);
             out.push_str(",\"verdict\":");
-            q(out, Some(d.verdict.name()));
+            q(out, Some(verdict));
+            out.push_str(",\"frag\":");
+            q(out, frag);
             out.push_str(",\"l4\":");
             q(out, l4);
             out.push_str(",\"tcp_state\":");
@@ -163,9 +176,9 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
             let _ = write!(
                 out,
                 "{n:>7} {:<11} {:<8} {:<6} {:<7} {:<11}",
-                o.state.name(),
-                o.dir().map_or("-", |d| d.name()),
-                d.verdict.name(),
+                state,
+                dir.unwrap_or("-"),
+                verdict,
                 l4.unwrap_or("-"),
                 tcp_state.unwrap_or("-"),
             );
@@ -174,6 +187,9 @@ fn frame_line(out: &mut String, n: u64, ts_ns: u64, d: &Decision, ct: &Conntrack
             }
             if let Some(c) = d.drop_cause {
                 let _ = write!(out, " drop={}", c.name());
+            }
+            if let Some(f) = frag {
+                let _ = write!(out, " frag={f}");
             }
             if o.state == CtState::Untracked && d.l4.is_none() {
                 out.push_str(" (not IP)");
@@ -222,6 +238,7 @@ pub fn final_report(pipe: &Pipeline, now: Instant, format: Format, out: &mut dyn
                     "icmp_error": s.icmp_error, "expect_new": s.expect_new, "expect_create": s.expect_create,
                     "expect_delete": s.expect_delete, "delete": s.delete, "untracked": s.untracked,
                     "helper_state_full": s.helper_state_full, "invalid_reasons": reasons,
+                    "defrag": crate::mgmt::render::defrag_json(&pipe.defrag().stats()),
                 }})
             )?;
         }

@@ -129,7 +129,7 @@ pub fn run(opts: &RunOptions) -> Result<(), String> {
     }
     let rules = Arc::new(Ruleset::compile(&cfg));
     let helpers = settings::helper_registry(&cfg).map_err(|e| format!("{}: helpers: {e}", opts.config.display()))?;
-    let mut first = Pipeline::new(Conntrack::new(settings::ct_config(&cfg)), helpers.clone());
+    let mut first = settings::pipeline(&cfg, helpers.clone());
     if cfg.mgmt.is_some() {
         first.enable_events(EVENT_QUEUE);
     }
@@ -395,6 +395,11 @@ impl Shared {
         if new.mgmt != running.mgmt {
             warn!("management settings change only with a restart; the running ones stay");
         }
+        if new.defrag != running.defrag {
+            warn!(
+                "defrag settings change only with a restart (its memory is allocated at start); the running ones stay"
+            );
+        }
         let (k, r) = (&mut new.conntrack, &running.conntrack);
         if (k.max, k.max_v6, k.expect_max, k.acct) != (r.max, r.max_v6, r.expect_max, r.acct) {
             warn!("conntrack max, max_v6, expect_max and acct change only with a restart (the table is allocated at start); the running ones stay");
@@ -412,6 +417,7 @@ impl Shared {
             cpus: running.cpus.clone(),
             helpers: running.helpers.clone(),
             mgmt: running.mgmt.clone(),
+            defrag: running.defrag.clone(),
             ..new
         };
         (st.rules, st.ct, st.running) = (rules, ct, kept);

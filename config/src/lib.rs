@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub conntrack: Conntrack,
+    /// Fragment reassembly ahead of tracking.
+    pub defrag: Defrag,
     pub helpers: Helpers,
     /// The two bridged interfaces.
     pub interfaces: Interfaces,
@@ -67,6 +69,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             conntrack: Conntrack::default(),
+            defrag: Defrag::default(),
             helpers: Helpers::default(),
             interfaces: Interfaces::default(),
             xdp: Xdp::default(),
@@ -111,6 +114,99 @@ impl TryFrom<u64> for TableSize {
         match v {
             1..=MAX_TABLE_SIZE => Ok(TableSize(v as u32)),
             _ => Err(format!("a number of connections between 1 and {MAX_TABLE_SIZE}, not {v}")),
+        }
+    }
+}
+
+/// Memory for fragment reassembly, in bytes: at least 64 KiB (one largest
+/// datagram), at most 1 GiB. It is allocated at start.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct FragMem(pub u32);
+
+impl TryFrom<u64> for FragMem {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        match v {
+            65_536..=0x4000_0000 => Ok(FragMem(v as u32)),
+            _ => Err(format!("a number of bytes between 65536 and 1073741824, not {v}")),
+        }
+    }
+}
+
+/// Fragment reassembly ahead of tracking, named after the kernel's sysctls
+/// (`net.ipv4.ipfrag_*`, `net.netfilter.nf_conntrack_frag6_*`); defaults
+/// are the kernel's. The `*_low_thresh` settings are obsolete in the kernel
+/// since Linux 4.17 and here: accepted (at most the high one) and unused.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "DefragSpec")]
+pub struct Defrag {
+    pub ipfrag_time: Secs,
+    pub ipfrag_high_thresh: FragMem,
+    pub ipfrag_low_thresh: FragMem,
+    /// 0 disables the check.
+    pub ipfrag_max_dist: u32,
+    pub frag6_timeout: Secs,
+    pub frag6_high_thresh: FragMem,
+    pub frag6_low_thresh: FragMem,
+}
+
+/// [`Defrag`] as written, before the low/high check.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DefragSpec {
+    ipfrag_time: Secs,
+    ipfrag_high_thresh: FragMem,
+    ipfrag_low_thresh: FragMem,
+    ipfrag_max_dist: u32,
+    frag6_timeout: Secs,
+    frag6_high_thresh: FragMem,
+    frag6_low_thresh: FragMem,
+}
+
+impl Default for DefragSpec {
+    fn default() -> Self {
+        let d = Defrag::default();
+        DefragSpec {
+            ipfrag_time: d.ipfrag_time,
+            ipfrag_high_thresh: d.ipfrag_high_thresh,
+            ipfrag_low_thresh: d.ipfrag_low_thresh,
+            ipfrag_max_dist: d.ipfrag_max_dist,
+            frag6_timeout: d.frag6_timeout,
+            frag6_high_thresh: d.frag6_high_thresh,
+            frag6_low_thresh: d.frag6_low_thresh,
+        }
+    }
+}
+
+impl TryFrom<DefragSpec> for Defrag {
+    type Error = String;
+    fn try_from(d: DefragSpec) -> Result<Self, String> {
+        if d.ipfrag_low_thresh.0 > d.ipfrag_high_thresh.0 || d.frag6_low_thresh.0 > d.frag6_high_thresh.0 {
+            return Err("each *_low_thresh at most its *_high_thresh (as the kernel's sysctls require)".into());
+        }
+        Ok(Defrag {
+            ipfrag_time: d.ipfrag_time,
+            ipfrag_high_thresh: d.ipfrag_high_thresh,
+            ipfrag_low_thresh: d.ipfrag_low_thresh,
+            ipfrag_max_dist: d.ipfrag_max_dist,
+            frag6_timeout: d.frag6_timeout,
+            frag6_high_thresh: d.frag6_high_thresh,
+            frag6_low_thresh: d.frag6_low_thresh,
+        })
+    }
+}
+
+impl Default for Defrag {
+    fn default() -> Self {
+        Defrag {
+            ipfrag_time: Secs(30),
+            ipfrag_high_thresh: FragMem(4 << 20),
+            ipfrag_low_thresh: FragMem(3 << 20),
+            ipfrag_max_dist: 64,
+            frag6_timeout: Secs(60),
+            frag6_high_thresh: FragMem(4 << 20),
+            frag6_low_thresh: FragMem(3 << 20),
         }
     }
 }

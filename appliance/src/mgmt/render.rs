@@ -4,6 +4,7 @@
 
 use super::MgmtStats;
 use crate::pipeline::PipelineStats;
+use ct_core::defrag::DefragStats;
 use ct_core::invalid::InvalidCounters;
 use ct_core::listing::{conntrack_line, expect_line, proc_line, seconds_left, ListOptions};
 use ct_core::table::{Conntrack, Entry, Stats};
@@ -62,7 +63,19 @@ pub struct Snapshot<'a> {
     pub rules: &'a [RuleCounter<'a>],
     /// Per worker thread (empty: not shown).
     pub workers: &'a [WorkerCounters],
+    /// Reassembly (shared by the workers: not a sum).
+    pub defrag: DefragStats,
     pub now: Instant,
+}
+
+/// The reassembly counters as JSON (`/stats`, `ctwall replay`).
+pub fn defrag_json(d: &DefragStats) -> Value {
+    json!({
+        "held": d.held, "reassembled": d.reassembled, "passed": d.passed, "timeout": d.timeout,
+        "reinit": d.reinit, "duplicate": d.duplicate, "overlap": d.overlap, "bad_length": d.bad_length,
+        "too_big": d.too_big, "memory_limit": d.memory_limit, "too_many_fragments": d.too_many_fragments,
+        "mem": d.mem, "queues": d.queues,
+    })
 }
 
 fn list_options(ct: &Conntrack) -> ListOptions {
@@ -184,6 +197,7 @@ pub fn stats_json(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
             "table_full": p.table_full, "helper_partial_match": p.helper_partial_match,
             "helper_expect_failed": p.helper_expect_failed,
         },
+        "defrag": defrag_json(&s.defrag),
         "rules": rules,
         "workers": workers,
         "mgmt": mgmt_json(mgmt),
@@ -283,6 +297,29 @@ pub fn metrics(s: &Snapshot<'_>, mgmt: &MgmtStats, out: &mut String) {
     for (name, help, v) in counters {
         single(out, name, "counter", help, v);
     }
+    let d = &s.defrag;
+    let defrag: [(&str, &str, u64); 4] = [
+        ("ctwall_defrag_held_total", "Fragments held for reassembly.", d.held),
+        ("ctwall_defrag_reassembled_total", "Datagrams reassembled.", d.reassembled),
+        ("ctwall_defrag_passed_total", "Fragments passed on without reassembly.", d.passed),
+        ("ctwall_defrag_timeout_total", "Reassembly queues that timed out (nothing forwarded).", d.timeout),
+    ];
+    for (name, help, v) in defrag {
+        single(out, name, "counter", help, v);
+    }
+    family(out, "ctwall_defrag_drops_total", "counter", "Fragments dropped by reassembly, by reason.");
+    for (reason, v) in [
+        ("duplicate", d.duplicate),
+        ("overlap", d.overlap),
+        ("bad_length", d.bad_length),
+        ("too_big", d.too_big),
+        ("memory_limit", d.memory_limit),
+        ("too_many_fragments", d.too_many_fragments),
+        ("max_dist_reinit", d.reinit),
+    ] {
+        let _ = writeln!(out, "ctwall_defrag_drops_total{{reason=\"{reason}\"}} {v}");
+    }
+    single(out, "ctwall_defrag_memory_bytes", "gauge", "Bytes held by reassembly.", d.mem);
     family(out, "ctwall_invalid_total", "counter", "INVALID packets by reason.");
     for &r in InvalidReason::ALL {
         let _ = writeln!(out, "ctwall_invalid_total{{reason=\"{}\"}} {}", r.name(), s.invalid.get(r));

@@ -59,7 +59,17 @@ impl App {
             mgmt_handoff_dropped: 0,
             io_errors: 4,
         }];
-        render::Snapshot { ct: &self.ct, table, pipeline: &self.pipeline, invalid, rules: RULES, workers: WORKERS, now }
+        let defrag = ct_core::defrag::DefragStats { held: 3, reassembled: 1, overlap: 2, ..Default::default() };
+        render::Snapshot {
+            ct: &self.ct,
+            table,
+            pipeline: &self.pipeline,
+            invalid,
+            rules: RULES,
+            workers: WORKERS,
+            defrag,
+            now,
+        }
     }
 
     /// A UDP datagram through the table, confirmed.
@@ -501,6 +511,8 @@ fn metrics_parse_as_prometheus_text() {
     assert!(text.contains("\nctwall_worker_frames_total{worker=\"1\",queue=\"1\"} 5\n"), "{text}");
     assert!(text.contains("\nctwall_worker_rx_frames_total{worker=\"1\",queue=\"1\",port=\"outside\"} 3\n"), "{text}");
     assert!(text.contains("\nctwall_worker_io_errors_total{worker=\"1\",queue=\"1\"} 4\n"), "{text}");
+    assert!(text.contains("\nctwall_defrag_held_total 3\n"), "{text}");
+    assert!(text.contains("\nctwall_defrag_drops_total{reason=\"overlap\"} 2\n"), "{text}");
     // The checker itself refuses what it should.
     for bad in [
         "ctwall_x 1\n",
@@ -522,6 +534,7 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!((w["worker"].as_u64(), w["queue"].as_u64(), w["cpu"].as_u64()), (Some(1), Some(1), Some(1)));
     assert_eq!((w["rx"]["inside"].as_u64(), w["rx"]["outside"].as_u64()), (Some(2), Some(3)));
     assert_eq!(w["io_errors"].as_u64(), Some(4));
+    assert_eq!((v["defrag"]["held"].as_u64(), v["defrag"]["overlap"].as_u64()), (Some(3), Some(2)));
 }
 
 #[test]

@@ -386,6 +386,7 @@ impl App<'_> {
             invalid: &t.invalid,
             rules: &rules,
             workers: &rows,
+            defrag: self.bridge.pipeline.defrag().stats(),
             now,
         })
     }
