@@ -115,6 +115,26 @@ pub fn xdp_config(c: &Config) -> rings::xdp::XdpConfig {
     }
 }
 
+/// The reassembly settings of a configuration.
+pub fn defrag_config(c: &Config) -> ct_core::defrag::DefragConfig {
+    let d = &c.defrag;
+    ct_core::defrag::DefragConfig {
+        ipfrag_time: secs(d.ipfrag_time),
+        ipfrag_high_thresh: d.ipfrag_high_thresh.0 as usize,
+        ipfrag_low_thresh: d.ipfrag_low_thresh.0 as usize,
+        ipfrag_max_dist: d.ipfrag_max_dist,
+        frag6_timeout: secs(d.frag6_timeout),
+        frag6_high_thresh: d.frag6_high_thresh.0 as usize,
+        frag6_low_thresh: d.frag6_low_thresh.0 as usize,
+    }
+}
+
+/// A pipeline for `c`: its tracker settings, helpers and reassembly.
+pub fn pipeline(c: &Config, helpers: HelperRegistry) -> crate::pipeline::Pipeline {
+    let defrag = ct_core::defrag::Defrag::new(defrag_config(c));
+    crate::pipeline::Pipeline::with_defrag(ct_core::table::Conntrack::new(ct_config(c)), helpers, defrag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,24 +154,4 @@ mod tests {
         assert_eq!(ct.sctp.heartbeat_sent, Duration::from_secs(5));
         assert_eq!(ct.sctp.closed, Duration::from_secs(10));
     }
-}
-
-/// The reassembly settings of a configuration.
-pub fn defrag_config(c: &Config) -> ct_core::defrag::DefragConfig {
-    let d = &c.defrag;
-    ct_core::defrag::DefragConfig {
-        ipfrag_time: secs(d.ipfrag_time),
-        ipfrag_high_thresh: d.ipfrag_high_thresh.0 as usize,
-        ipfrag_low_thresh: d.ipfrag_low_thresh.0 as usize,
-        ipfrag_max_dist: d.ipfrag_max_dist,
-        frag6_timeout: secs(d.frag6_timeout),
-        frag6_high_thresh: d.frag6_high_thresh.0 as usize,
-        frag6_low_thresh: d.frag6_low_thresh.0 as usize,
-    }
-}
-
-/// A pipeline for `c`: its tracker settings, helpers and reassembly.
-pub fn pipeline(c: &Config, helpers: HelperRegistry) -> crate::pipeline::Pipeline {
-    let defrag = ct_core::defrag::Defrag::new(defrag_config(c));
-    crate::pipeline::Pipeline::with_defrag(ct_core::table::Conntrack::new(ct_config(c)), helpers, defrag)
 }
