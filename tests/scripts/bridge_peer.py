@@ -45,7 +45,8 @@ def udp_client(a):
     s.connect((a.dst, a.port))
     ok, errors = 0, []
     for i in range(a.count):
-        payload = (b"%06d-" % i) + bytes((i + k) & 0xFF for k in range(16 + 97 * i % 1200))
+        size = a.size if a.size > 0 else 16 + 97 * i % 1200
+        payload = (b"%06d-" % i) + bytes((i + k) & 0xFF for k in range(size))
         s.send(payload)
         try:
             back = s.recv(65535)
@@ -105,7 +106,7 @@ def udp_count(a):
 def udp_send(a):
     s = socket.socket(family(a.dst), socket.SOCK_DGRAM)
     for i in range(a.count):
-        s.sendto(b"unsolicited %d" % i, (a.dst, a.port))
+        s.sendto((b"unsolicited %d " % i).ljust(a.size, b"x"), (a.dst, a.port))
         time.sleep(0.05)
     out({"sent": a.count})
 
@@ -397,10 +398,18 @@ def main():
         sp.set_defaults(fn=fn)
 
     cmd("udp-echo", udp_echo, ("bind", str), ("port", int))
-    cmd("udp-client", udp_client, ("dst", str), ("port", int), ("count", int, 20), ("timeout", float, 2.0))
+    cmd(
+        "udp-client",
+        udp_client,
+        ("dst", str),
+        ("port", int),
+        ("count", int, 20),
+        ("timeout", float, 2.0),
+        ("size", int, 0),
+    )
     cmd("udp-probe", udp_probe, ("dst", str), ("port", int), ("timeout", float, 3.0))
     cmd("udp-count", udp_count, ("bind", str), ("port", int), ("duration", float, 3.0))
-    cmd("udp-send", udp_send, ("dst", str), ("port", int), ("count", int, 5))
+    cmd("udp-send", udp_send, ("dst", str), ("port", int), ("count", int, 5), ("size", int, 0))
     cmd("tcp-listen", tcp_listen, ("bind", str), ("port", int))
     cmd("tcp-connect", tcp_connect, ("dst", str), ("port", int), ("timeout", float, 3.0))
     cmd("wait-tcp", wait_tcp, ("dst", str), ("port", int), ("timeout", float, 10.0))

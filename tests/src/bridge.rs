@@ -579,21 +579,55 @@ impl Topology {
         timeout_s: u32,
         deadline: Duration,
     ) -> Result<serde_json::Value, String> {
+        self.udp_echoes_of(b_addr, port, count, 0, timeout_s, deadline)
+    }
+
+    /// [`Topology::udp_echoes`] with datagrams of `size` payload bytes (0: sizes from 16 to
+    /// about 1200); each echo must equal what was sent.
+    pub fn udp_echoes_of(
+        &self,
+        b_addr: &str,
+        port: u16,
+        count: u32,
+        size: usize,
+        timeout_s: u32,
+        deadline: Duration,
+    ) -> Result<serde_json::Value, String> {
         let port = port.to_string();
         let _echo = self.peer_spawn(&self.b, &["udp-echo", "--bind", b_addr, "--port", &port])?;
-        let (count, timeout) = (count.to_string(), timeout_s.to_string());
+        let (count, timeout, size) = (count.to_string(), timeout_s.to_string(), size.to_string());
         self.peer_run(
             &self.a,
-            &["udp-client", "--dst", b_addr, "--port", &port, "--count", &count, "--timeout", &timeout],
+            &[
+                "udp-client",
+                "--dst",
+                b_addr,
+                "--port",
+                &port,
+                "--count",
+                &count,
+                "--timeout",
+                &timeout,
+                "--size",
+                &size,
+            ],
             deadline,
         )
     }
 
     /// `ping -c COUNT` from `ns` to `dst`; `true` if every echo was answered within `deadline`.
     pub fn ping(&self, ns: &Netns, dst: &str, count: u32, deadline_s: u32) -> Result<bool, String> {
+        self.ping_sized(ns, dst, count, 56, deadline_s)
+    }
+
+    /// [`Topology::ping`] with `size` bytes of ICMP data (`ping -s`; over 1472 the echoes are
+    /// fragmented on a 1500-byte link).
+    pub fn ping_sized(&self, ns: &Netns, dst: &str, count: u32, size: u32, deadline_s: u32) -> Result<bool, String> {
         let out = output_timeout(
             ns.command("ping").args([
                 "-n",
+                "-s",
+                &size.to_string(),
                 "-c",
                 &count.to_string(),
                 "-i",

@@ -195,6 +195,37 @@ fn udp6_body(st: &mut Setup) {
 both!(udp6_request_response, udp6_body, configs::example(), &[]);
 
 // ------------------------------------------------------------------------------------------
+// 3b. Datagrams larger than the link MTU (issue 12): fragments are reassembled ahead of
+// tracking, the datagram is decided once, and its original fragments cross; a fragmented
+// unsolicited datagram from outside does not.
+
+fn fragments_body(st: &mut Setup) {
+    let (t, n) = (&st.topo, st.test.clone());
+    for (from, to, dst) in [(&t.a, "B", B_IP), (&t.a, "B", B_IP6)] {
+        let all = ok(&n, t.ping_sized(from, dst, 3, 4000, 6));
+        assert!(all, "{n}: ping -s 4000 A -> {to} ({dst}): not every echo came back");
+    }
+    let blocked = ok(&n, t.ping_sized(&t.b, A_IP, 2, 4000, 3));
+    assert!(!blocked, "{n}: ping -s 4000 B -> A was answered");
+    for (addr, count) in [(B_IP, 10), (B_IP6, 5)] {
+        let r = ok(&n, t.udp_echoes_of(addr, 7002, count, 8000, 2, Duration::from_secs(60)));
+        assert_eq!(r["ok"], count, "{n}: 8000-byte UDP echoes to {addr} (each equal to what was sent): {r}");
+    }
+    let mut counter = ok(&n, t.peer_spawn(&t.a, &["udp-count", "--bind", A_IP, "--port", "7003", "--duration", "3"]));
+    ok(
+        &n,
+        t.peer_run(
+            &t.b,
+            &["udp-send", "--dst", A_IP, "--port", "7003", "--count", "5", "--size", "4000"],
+            Duration::from_secs(10),
+        ),
+    );
+    let c = ok(&n, counter.finish_json(Duration::from_secs(10)));
+    assert_eq!(c["received"], 0, "{n}: unsolicited fragmented UDP from B reached A: {c}");
+}
+both!(fragmented_datagrams_cross_whole, fragments_body, configs::example(), &[]);
+
+// ------------------------------------------------------------------------------------------
 // 4. Unsolicited TCP SYN and UDP from B to A are dropped.
 
 fn unsolicited_body(st: &mut Setup) {
