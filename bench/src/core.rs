@@ -391,6 +391,96 @@ fn session(k: u32, rng: &mut Rng) -> Session {
     out
 }
 
+pub(crate) struct Fragmented {
+    pub(crate) frames: u64,
+    pub(crate) datagrams: u64,
+    pub(crate) mpps: f64,
+    pub(crate) datagrams_per_s: f64,
+    pub(crate) gbps: f64,
+    pub(crate) accepted_pct: f64,
+}
+
+/// The IPv4 fragments (1480 data bytes each, last one shorter) of a UDP
+/// datagram of `payload` bytes for `e`, as frames.
+fn udp_fragments(e: Ends, id: u16, payload: usize) -> Vec<Vec<u8>> {
+    let mut l4 = Vec::with_capacity(8 + payload);
+    l4.extend_from_slice(&e.sport.to_be_bytes());
+    l4.extend_from_slice(&e.dport.to_be_bytes());
+    l4.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.resize(8 + payload, 0x5a);
+    let n = l4.len().div_ceil(1480);
+    l4.chunks(1480)
+        .enumerate()
+        .map(|(i, data)| {
+            let fo = (i * 1480 / 8) as u16 | if i + 1 < n { 0x2000 } else { 0 };
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0];
+            f.extend_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+            f.extend_from_slice(&id.to_be_bytes());
+            f.extend_from_slice(&fo.to_be_bytes());
+            f.extend_from_slice(&[64, 17, 0, 0]);
+            f.extend_from_slice(&e.src);
+            f.extend_from_slice(&e.dst);
+            let c = ct_core::wire::checksum::checksum(&f[14..34], 0);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(data);
+            f
+        })
+        .collect()
+}
+
+/// Fragmented UDP: `n` request/answer exchanges of 4000-byte requests
+/// from inside (3 fragments) and 3000-byte answers (3 fragments), over
+/// 1000 flows, interleaved by 64 exchanges; reassembly, tracking and the
+/// example rules, the original fragments handed back for sending.
+pub(crate) fn fragmented(cfg: &Config, n: usize) -> Result<Fragmented, String> {
+    let mut store = FrameStore::with_capacity(1536, n * 6);
+    let mut datagrams = 0u64;
+    for k in 0..n {
+        let e = ends((k % 1000) as u32, 53);
+        let id = k as u16;
+        for f in udp_fragments(e, id, 4000).into_iter().chain(udp_fragments(e.reversed(), id, 3000)) {
+            let inside = f[26..30] == e.src;
+            store.push(inside, |b| {
+                b[..f.len()].copy_from_slice(&f);
+                f.len()
+            });
+        }
+        datagrams += 2;
+    }
+    let mut w = Worker::new(cfg, 1 << 16)?;
+    let t = Clock::now();
+    let mut accepted = 0u64;
+    let mut sent = 0usize;
+    for start in (0..store.len()).step_by(BATCH) {
+        for i in start..(start + BATCH).min(store.len()) {
+            let (f, inside) = store.get(i);
+            accepted += u64::from(w.one(f, inside).0 == Verdict::Accept);
+        }
+        sent += w
+            .pipe
+            .drain_emit(|_, f| {
+                std::hint::black_box(f);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|e| match e {});
+        w.pipe.housekeeping(Instant::from_nanos(w.now), GC_BUDGET);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let frames = store.len() as u64;
+    if sent as u64 != frames {
+        return Err(format!("fragmented: {sent} of {frames} fragments handed back for sending"));
+    }
+    Ok(Fragmented {
+        frames,
+        datagrams,
+        mpps: frames as f64 / secs / 1e6,
+        datagrams_per_s: datagrams as f64 / secs,
+        gbps: store.wire_bytes() as f64 * 8.0 / secs / 1e9,
+        accepted_pct: accepted as f64 * 100.0 / datagrams as f64,
+    })
+}
+
 pub(crate) fn mixed(cfg: &Config, n_frames: usize) -> Result<Mixed, String> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut open: Vec<Session> = Vec::new();

@@ -181,6 +181,7 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
     let table = table_scenarios(quick)?;
     let new_flows = core::new_flows(&cfg, if quick { 200_000 } else { 1_000_000 })?;
     let mixed = core::mixed(&cfg, if quick { 300_000 } else { 2_000_000 })?;
+    let fragmented = core::fragmented(&cfg, if quick { 20_000 } else { 200_000 })?;
     eprintln!("bench: core done in {:.1} s", t.elapsed().as_secs_f64());
 
     let e2e = match e2e_skip {
@@ -208,6 +209,7 @@ fn bench(quick: bool, ctwall: Option<PathBuf>, out: &Path) -> Result<(), String>
         skipped_16m,
         new_flows,
         mixed,
+        fragmented,
         two_workers: (two, one, 1_000_000),
         table,
         e2e,

@@ -1,7 +1,7 @@
 //! The results: a table on stdout, a JSON summary (the last line), and
 //! `report.md` with PNG plots.
 
-use crate::core::{Established, Mixed, NewFlows};
+use crate::core::{Established, Fragmented, Mixed, NewFlows};
 use crate::e2e::{PathKind, Run};
 use plotters::prelude::*;
 use serde_json::{json, Value};
@@ -14,6 +14,7 @@ pub(crate) struct Results {
     pub(crate) skipped_16m: Option<String>,
     pub(crate) new_flows: NewFlows,
     pub(crate) mixed: Mixed,
+    pub(crate) fragmented: Fragmented,
     /// Aggregate Mpps of two workers sharing one table and the one-worker
     /// Mpps at the same flow count.
     pub(crate) two_workers: (f64, f64, usize),
@@ -98,6 +99,8 @@ pub(crate) fn summary(r: &Results) -> Value {
         "new_udp_flows_per_s": num(Some(r.new_flows.udp_flows_per_s)),
         "mixed_mpps": num(Some(r.mixed.mpps)),
         "mixed_gbps": num(Some(r.mixed.gbps)),
+        "fragmented_mpps": num(Some(r.fragmented.mpps)),
+        "fragmented_datagrams_per_s": num(Some(r.fragmented.datagrams_per_s)),
         "bytes_per_conn_v4": num(table_run(r, "V4", 1 << 20).map(|t| t.bytes_per_conn)),
         "bytes_per_conn_v6": num(table_run(r, "V6", 1 << 20).map(|t| t.bytes_per_conn)),
         "lookups_per_s_1m": num(table_run(r, "V4", 1 << 20).map(|t| t.lookups_per_s)),
@@ -160,6 +163,12 @@ pub(crate) fn table(r: &Results) -> String {
         s,
         "| mixed IMIX (TCP, UDP, ICMP, FTP with RELATED data) | {:.2} Mpps, {:.2} Gbit/s, avg {:.0} B, {:.1} % accepted, {} RELATED over {} FTP sessions ({} frames) |",
         m.mpps, m.gbps, m.avg_frame, m.accepted_pct, m.related, m.ftp_sessions, m.frames
+    );
+    let f = &r.fragmented;
+    let _ = writeln!(
+        s,
+        "| fragmented UDP (4000-byte requests, 3000-byte answers, 3 fragments each; reassembled, tracked once, fragments handed back) | {:.2} Mpps of fragments, {:.0} datagrams/s, {:.2} Gbit/s, {:.1} % of datagrams accepted ({} datagrams in {} frames) |",
+        f.mpps, f.datagrams_per_s, f.gbps, f.accepted_pct, f.datagrams, f.frames
     );
     let (two, one, flows) = r.two_workers;
     let _ = writeln!(
