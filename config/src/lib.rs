@@ -649,6 +649,22 @@ mod tests {
     }
 
     #[test]
+    fn defrag_limits_with_the_kernel_names() {
+        let c = parse("(defrag: (ipfrag_time: 5, frag6_high_thresh: 1048576, frag6_low_thresh: 65536))").unwrap();
+        assert_eq!((c.defrag.ipfrag_time, c.defrag.frag6_high_thresh), (Secs(5), FragMem(1 << 20)));
+        assert_eq!((c.defrag.ipfrag_high_thresh, c.defrag.ipfrag_max_dist), (FragMem(4 << 20), 64));
+        for (text, want, line) in [
+            ("(defrag: (ipfrag_high_thresh: 1000))", "between 65536 and 1073741824, not 1000", 1),
+            ("(\n defrag: (ipfrag_high_thresh: 65536))", "each *_low_thresh at most its *_high_thresh", 2),
+            ("(defrag: (ipfrag_time: 0))", "at least 1 second", 1),
+            ("(defrag: (frag_time: 3))", "frag_time", 1),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.message.contains(want) && e.line == line, "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn sctp_timeouts_are_validated_timeouts() {
         let c = parse("(conntrack: (sctp_timeout_established: 3600, sctp_timeout_heartbeat_sent: 5))").unwrap();
         assert_eq!(c.conntrack.sctp_timeout_established, Secs(3600));
