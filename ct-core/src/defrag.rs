@@ -456,6 +456,13 @@ impl FragInfo {
                 let fo = u16::from_be_bytes([h[2], h[3]]);
                 let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
                 let (offset, more) = (usize::from(fo & 0xfff8), fo & 1 != 0);
+                // RFC 8200 §4.5, RFC 7112 (`ipv6_frag_thdr_truncated`): a
+                // first fragment must hold the header chain and the start
+                // of the upper-layer header (ICMPv6: all 8 bytes).
+                let need = if ip.proto == crate::tuple::proto::ICMPV6 { 8 } else { 1 };
+                if offset == 0 && ip.l4.len() < need {
+                    return None;
+                }
                 let data = (at + 8, end);
                 let d = &ip.dst.0;
                 let scoped = d[0] == 0xff || (d[0] == 0xfe && d[1] & 0xc0 == 0x80);

@@ -277,6 +277,9 @@ fn ipv6_errors_drop_the_fragment_or_pass_it_on() {
     assert_eq!(h.add(&frag6(&p, 3, 1448, 3008, false, false), 0, 0), FragOutcome::Held);
     assert_eq!(h.add(&frag6(&p, 3, 0, 1444, true, false), 0, 0), FragOutcome::Pass);
     assert_eq!(h.d.stats().queues, 0);
+    // A first fragment without the start of the upper-layer header (RFC 7112).
+    assert_eq!(h.add(&frag6(&p, 6, 0, 0, true, false), 0, 0), FragOutcome::Pass);
+    assert_eq!((h.d.stats().queues, h.d.stats().passed), (0, 2));
 }
 
 #[test]
