@@ -192,6 +192,9 @@ struct Counters {
     timeout: AtomicU64,
     reinit: AtomicU64,
     drops: [AtomicU64; 6],
+    /// Queues per family (IPv4, IPv6), written under the family's lock: lets
+    /// [`Defrag::expire`] skip the locks when nothing is held.
+    live: [AtomicU64; 2],
 }
 
 /// A snapshot of the reassembly counters (both families).
@@ -289,6 +292,8 @@ impl Defrag {
         if t.reinits > 0 {
             c.reinit.fetch_add(std::mem::take(&mut t.reinits), Ordering::Relaxed);
         }
+        // Relaxed: a hint for `expire`; the table is read under its lock.
+        c.live[usize::from(ip.l3 == L3::V6)].store(t.index.len() as u64, Ordering::Relaxed);
         match r {
             Added::Held => FragOutcome::Held,
             Added::Complete => FragOutcome::Complete,
@@ -299,9 +304,17 @@ impl Defrag {
 
     /// Drop the queues whose time is up (held fragments go nowhere).
     pub fn expire(&self, now: Instant) {
-        for t in [&self.v4, &self.v6] {
+        for (i, t) in [&self.v4, &self.v6].into_iter().enumerate() {
+            let c = &self.counters;
+            // Relaxed: a hint (see `add`); a queue created meanwhile is
+            // reaped by the next call, or by the next fragment's.
+            if c.live[i].load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut t = lock(t);
             // Relaxed: statistics only.
-            self.counters.timeout.fetch_add(lock(t).expire(now), Ordering::Relaxed);
+            c.timeout.fetch_add(t.expire(now), Ordering::Relaxed);
+            c.live[i].store(t.index.len() as u64, Ordering::Relaxed);
         }
     }
 
