@@ -140,8 +140,9 @@ fn overlaps(b: &mut Builder, src: IpAddr, dst: IpAddr, k0: u32) {
     let f = d.fragments(id(k0 + 2), sz);
     b.send_held(d.piece(id(k0 + 2), 8, 800, true), "frag 8..808 (held)");
     b.send_held(f[0].clone(), "frag 1/3 covers it");
-    b.send_held(f[1].clone(), "frag 2/3 (held)");
+    b.send_held(f[1].clone(), "frag 2/3 (new queue)");
     b.send_held(f[2].clone(), "frag 3/3 (held)");
+    b.send(f[0].clone(), "frag 1/3 again completes");
 }
 
 fn frag_overlap() -> Scenario {
@@ -158,17 +159,21 @@ fn frag_ipv6_overlap() -> Scenario {
 
 fn frag_inconsistent_last() -> Scenario {
     let mut b = Builder::new("frag_inconsistent_last", "§11 a second last fragment with another end");
-    for (src, dst, k) in [(IpAddr::from(C), IpAddr::from(S), 0), (C6.into(), S6.into(), 1)] {
-        let d = Pkt::udp(src, 41300, dst, 9999, &filler(3000));
-        let n = d.frag_len();
-        let f = d.fragments(id(k), size(src));
-        b.send_held(f[0].clone(), "frag 1/3 (held)");
-        b.send_held(f[2].clone(), "frag 3/3 (held)");
-        b.send_held(d.piece(id(k), n, 8, false), "second last frag, 8 B past the end");
-        b.send_held(f[1].clone(), "frag 2/3 (new queue)");
-        b.send_held(f[0].clone(), "frag 1/3 again (held)");
-        b.send(f[2].clone(), "frag 3/3 again completes");
-    }
+    let d = Pkt::udp(C, 41300, S, 9999, &filler(3000));
+    let n = d.frag_len();
+    let f = d.fragments(id(0), size(d.src));
+    b.send_held(f[0].clone(), "frag 1/3 (held)");
+    b.send_held(f[2].clone(), "frag 3/3 (held)");
+    b.send_held(d.piece(id(0), n, 8, false), "second last frag, 8 B past the end (discards)");
+    b.send_held(f[1].clone(), "frag 2/3 (new queue)");
+    b.send_held(f[0].clone(), "frag 1/3 again (held)");
+    b.send(f[2].clone(), "frag 3/3 again completes");
+    let d = Pkt::udp(C6, 41300, S6, 9999, &filler(3000));
+    let f = d.fragments(id(1), size(d.src));
+    b.send_held(f[0].clone(), "frag6 1/3 (held)");
+    b.send_held(f[2].clone(), "frag6 3/3 (held)");
+    b.send_held(d.piece(id(1), n, 8, false), "second last frag6, 8 B past the end (dropped)");
+    b.send(f[1].clone(), "frag6 2/3 completes");
     b.build()
 }
 
@@ -183,7 +188,9 @@ fn frag_not_multiple_of_8() -> Scenario {
     let n6 = d6.frag_len();
     b.send_held(d6.piece(id(1), 0, 1448, true), "frag6 0..1448 (held)");
     b.send(d6.piece(id(1), 1448, 1445, true), "frag6 1448..2893 MF, 1445 B");
-    b.send_held(d6.piece(id(1), 2888, n6 - 2888, false), "frag6 2888..end");
+    b.send_held(d6.piece(id(1), 2888, n6 - 2888, false), "frag6 2888..end (held)");
+    b.send_held(d6.piece(id(1), 1448, 1440, true), "correct frag6 1448..2888 (held)");
+    b.send(d6.piece(id(1), 0, 1448, true), "frag6 0..1448 again completes");
     b.build()
 }
 
