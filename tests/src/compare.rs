@@ -429,6 +429,47 @@ mod tests {
     }
 
     #[test]
+    fn held_fragments_must_be_none_in_ctwall_and_unlogged_in_the_kernel() {
+        let mut b = Builder::new("unit", "unit");
+        let f = Pkt::udp(C, 1, S, 2, &[7; 100]).fragments(crate::trace::FRAG_ID_BASE, 64);
+        b.send_held(f[0].clone(), "1/2");
+        b.send(f[1].clone(), "2/2");
+        let sc = b.build();
+        let k = KernelRun {
+            frames: vec![None, obs("NEW", Some("original"))],
+            conntrack: vec![],
+            expect: vec![],
+            sent: vec![0.0, 0.003],
+            max_late: 0.0001,
+            forwarded: vec![None, Some(true)],
+            warnings: vec![],
+        };
+        let c = CtwallRun {
+            frames: vec![obs("NONE", None), obs("NEW", Some("original"))],
+            verdicts: vec![None, Some("accept".into())],
+            ..CtwallRun::default()
+        };
+        let v = compare(&sc, &k, &c);
+        assert!(v.ok(), "{}", v.report);
+        assert!(kernel_self_check(&sc, &k).is_empty());
+        type Mutation = Box<dyn Fn(&mut KernelRun, &mut CtwallRun)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("ctwall tracks a held fragment", Box::new(|_, c| c.frames[0] = obs("NEW", Some("original")))),
+            ("NONE with a direction", Box::new(|_, c| c.frames[0] = obs("NONE", Some("original")))),
+            ("ctwall silent on a held fragment", Box::new(|_, c| c.frames[0] = None)),
+            ("ctwall NONE on the completing fragment", Box::new(|_, c| c.frames[1] = obs("NONE", None))),
+            ("the kernel logged a held fragment", Box::new(|k, _| k.frames[0] = obs("INVALID", None))),
+            ("the kernel logged nothing for the datagram", Box::new(|k, _| k.frames[1] = None)),
+            ("ctwall drops the datagram", Box::new(|_, c| c.verdicts[1] = Some("drop".into()))),
+        ];
+        for (what, f) in cases {
+            let (mut k, mut c) = (k.clone(), c.clone());
+            f(&mut k, &mut c);
+            assert!(!compare(&sc, &k, &c).ok(), "{what}: not detected");
+        }
+    }
+
+    #[test]
     fn not_seen_frames_are_checked_on_the_kernel_side_only() {
         let mut sc = scenario();
         sc.not_seen.push(2);

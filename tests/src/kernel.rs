@@ -558,6 +558,42 @@ mod tests {
     }
 
     #[test]
+    fn reassembled_lines_go_to_the_completing_fragment() {
+        use crate::scenario::Builder;
+        use crate::trace::{C, C6, FRAG_ID_BASE, S, S6};
+        let mut b = Builder::new("unit", "unit");
+        let d = Pkt::udp(C, 1, S, 2, &[7; 100]);
+        let f = d.fragments(FRAG_ID_BASE, 48);
+        b.send(Pkt::udp(C, 1, S, 2, b"x"), "plain"); // 1
+        b.send_held(f[1].clone(), "2/3"); // 2
+        b.send_held(f[0].clone(), "1/3"); // 3
+        b.send(f[2].clone(), "3/3"); // 4
+        b.send(Pkt::udp(S, 2, C, 1, b"y"), "plain"); // 5
+        let f6 = Pkt::udp(C6, 1, S6, 2, &[7; 100]).fragments(9, 56);
+        b.send_held(f6[1].clone(), "2/2"); // 6
+        b.send(f6[0].clone(), "1/2"); // 7
+        let sc = b.build();
+        let dg = Datagrams::of(&sc);
+        // kmsg sequence numbers seen after each send.
+        let seq = [-1, -1, -1, 20, 21, 21, 30];
+        assert_eq!(dg.frame_of_line(1, 5, &seq, 7), Some(1), "an unfragmented frame by its ID");
+        assert_eq!(dg.frame_of_line(5, 21, &seq, 7), Some(5));
+        let id = FRAG_ID_BASE as usize;
+        assert_eq!(dg.frame_of_line(id, 20, &seq, 7), Some(4), "the fragment sent last before the line");
+        assert_eq!(dg.frame_of_line(id, 21, &seq, 7), Some(4), "a late line still goes to a fragment");
+        assert_eq!(dg.frame_of_line(id, 99, &seq, 7), Some(4), "a line after the last send");
+        // IPv6: the line carries the first fragment's flow label (its frame number, 7).
+        assert_eq!(dg.frame_of_line(7, 30, &seq, 7), Some(7));
+        assert_eq!(dg.frame_of_line(6, 30, &seq, 7), Some(7));
+        assert_eq!(dg.frame_of_line(id + 1, 30, &seq, 7), None, "an ID of no frame");
+        assert_eq!(dg.frame_of_line(8, 30, &seq, 7), None);
+        // A fragment is compared on its forwarding only when the kernel logged it.
+        let est = Obs { ctstate: "NEW".into(), dir: Some("original".into()) };
+        assert!(verdict_comparable(&f[2], Some(&est)));
+        assert!(!verdict_comparable(&f[0], None));
+    }
+
+    #[test]
     fn forwarded_frames_are_keyed_like_the_trace() {
         use crate::trace::{flags::SYN, C, C6, S, S6};
         let p = Pkt::tcp(C, 1, S, 2, SYN, 0, 0);

@@ -264,8 +264,8 @@ pub struct Pkt {
 /// headers; the flow label stays the frame index unless overridden.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Piece {
-    pub offset: usize,
-    pub len: usize,
+    pub offset: u32,
+    pub len: u32,
     pub more: bool,
     /// IPv4: the IP ID; IPv6: the Fragment header's identification.
     pub id: u32,
@@ -501,13 +501,15 @@ impl Pkt {
     /// (raw control: any offset, length and MF; `offset` must be a multiple of 8 as the
     /// header encodes it in 8-byte units). IPv4: `id` becomes the IP ID (it must fit 16 bits).
     pub fn piece(&self, id: u32, offset: usize, len: usize, more: bool) -> Pkt {
-        assert!(offset % 8 == 0, "fragment offset {offset} is not a multiple of 8");
+        assert!(offset.is_multiple_of(8), "fragment offset {offset} is not a multiple of 8");
         assert!(offset / 8 <= 0x1fff, "fragment offset {offset} does not fit the header");
         assert!(self.frag.is_none() && self.cut.is_none(), "piece() of a packet with raw frag/cut");
         let mut p = self.clone();
         if p.src.is_ipv4() {
             p.ip_id = Some(u16::try_from(id).expect("IPv4 fragment ID fits 16 bits"));
         }
+        let offset = u32::try_from(offset).expect("fragment offset fits 32 bits");
+        let len = u32::try_from(len).expect("fragment length fits 32 bits");
         p.piece = Some(Piece { offset, len, more, id });
         p
     }
@@ -515,7 +517,7 @@ impl Pkt {
     /// Cuts the datagram into fragments of `size` bytes of fragmentable part each (a multiple
     /// of 8), the last one shorter, in order.
     pub fn fragments(&self, id: u32, size: usize) -> Vec<Pkt> {
-        assert!(size > 0 && size % 8 == 0, "fragment size {size} is not a positive multiple of 8");
+        assert!(size > 0 && size.is_multiple_of(8), "fragment size {size} is not a positive multiple of 8");
         let total = self.frag_len();
         (0..total)
             .step_by(size)
@@ -552,7 +554,7 @@ impl Pkt {
     /// This fragment's data: the datagram's fragmentable bytes in the piece's range.
     fn piece_data(&self, piece: &Piece) -> Vec<u8> {
         let (_, all) = self.fragmentable();
-        (piece.offset..piece.offset + piece.len).map(|i| all.get(i).copied().unwrap_or(0)).collect()
+        (piece.offset..piece.offset + piece.len).map(|i| all.get(i as usize).copied().unwrap_or(0)).collect()
     }
 
     // ---- rendering -------------------------------------------------------------------------

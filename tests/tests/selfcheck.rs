@@ -67,7 +67,11 @@ type Queues = HashMap<(IpAddr, IpAddr, u32), std::collections::BTreeMap<usize, (
 fn check_piece(name: &str, index: u32, p: &Pkt, ip: &[u8], queues: &mut Queues) -> Option<Vec<u8>> {
     let pc = p.piece.expect("a fragment");
     let (id, offset, more, data) = raw_fragment(ip);
-    assert_eq!((id, offset, more, data.len()), (pc.id, pc.offset, pc.more, pc.len), "{name}: frame {index} fragment");
+    assert_eq!(
+        (id, offset, more, data.len()),
+        (pc.id, pc.offset as usize, pc.more, pc.len as usize),
+        "{name}: frame {index} fragment"
+    );
     let q = queues.entry((p.src, p.dst, pc.id)).or_default();
     q.insert(offset, (more, data));
     let mut whole = Vec::new();
@@ -281,4 +285,47 @@ fn known_packets_have_known_bytes() {
     assert_eq!(trace::side_for_dst(trace::R.into()), trace::Side::C);
     assert_eq!(trace::side_for_dst(trace::X6.into()), trace::Side::S);
     assert_eq!(trace::side_for_dst(trace::S6.into()), trace::Side::C);
+}
+
+#[test]
+fn fragments_split_the_datagram_and_its_headers() {
+    use tests::trace::{Ext6, ROUTER_ALERT_MLD};
+    // IPv4: same ID, MF on all but the last, offsets in 8-byte units, one header checksum each.
+    let d = Pkt::udp(trace::C, 1, trace::S, 2, &[7; 3000]);
+    let f = d.fragments(0x4001, 1480);
+    assert_eq!(f.len(), 3);
+    let whole = d.ip_bytes(1);
+    for (k, (p, (off, more))) in f.iter().zip([(0, true), (1480, true), (2960, false)]).enumerate() {
+        let ip = p.ip_bytes(k as u32 + 1);
+        assert_eq!(
+            raw_fragment(&ip),
+            (0x4001, off, more, whole[20 + off..(20 + off + 1480).min(whole.len())].to_vec())
+        );
+        let mut c = Checksum::new();
+        c.add(&ip[..20]);
+        assert_eq!(c.finish(), 0, "fragment {k}: IPv4 header checksum");
+    }
+    // IPv6: Hop-by-Hop stays in front of the Fragment header, Destination Options go after it
+    // (RFC 8200 §4.5); the flow label is the frame index.
+    let d = Pkt::udp(trace::C6, 1, trace::S6, 2, &[7; 100])
+        .ext(Ext6::HopByHop(ROUTER_ALERT_MLD.to_vec()))
+        .ext(Ext6::DestOpts(vec![1, 4, 0, 0, 0, 0]));
+    let p = d.piece(77, 8, 16, true);
+    let ip = p.ip_bytes(5);
+    assert_eq!(u32::from_be_bytes([ip[0], ip[1], ip[2], ip[3]]) & 0xfffff, 5);
+    assert_eq!((ip[6], ip[40], ip[48]), (0, 44, 60), "IPv6 -> HBH -> Fragment -> DestOpts");
+    assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), 8 + 8 + 16);
+    let whole = d.ip_bytes(5);
+    assert_eq!(raw_fragment(&ip), (77, 8, true, whole[48 + 8..48 + 24].to_vec()));
+    // Bytes past the datagram's end are zeros.
+    let past = d.piece(77, d.frag_len().next_multiple_of(8), 8, false).ip_bytes(6);
+    assert_eq!(raw_fragment(&past).3, vec![0; 8]);
+}
+
+#[test]
+fn defrag_knobs_reach_the_ctwall_config() {
+    let sc = tests::scenarios::by_name("frag_timeout").expect("scenario");
+    assert!(sc.ctwall_config().contains("    defrag: (ipfrag_time: 2, frag6_timeout: 2),\n"), "{}", sc.ctwall_config());
+    let plain = tests::scenarios::by_name("udp_request_reply").expect("scenario");
+    assert!(!plain.ctwall_config().contains("defrag"));
 }

@@ -55,8 +55,8 @@ fn send_in_order(b: &mut Builder, pieces: &[Pkt], order: &[usize], what: &str) -
 fn frag_udp_orders() -> Scenario {
     let mut b = Builder::new(
         "frag_udp_orders",
-        "§13(44) IPv4 UDP of 3000 B in fragments, in order, reverse and shuffled: the kernel logs one \
-         NEW for the fragment that completes each datagram and nothing for the others; the \
+        "§13(44) IPv4 UDP of 3000 B in fragments, in order, reverse and shuffled. Kernel 6.18: one \
+         NEW line per datagram, for the fragment that completes it, none for the others; the \
          unfragmented replies are ESTABLISHED",
     );
     let cases: [(u16, usize, &[usize], &str); 3] = [
@@ -75,9 +75,9 @@ fn frag_udp_orders() -> Scenario {
 fn frag_ipv6_udp_orders() -> Scenario {
     let mut b = Builder::new(
         "frag_ipv6_udp_orders",
-        "§13(46) IPv6 UDP of 3000 B in fragments (Fragment header), in order, reverse and shuffled: \
-         one NEW for the completing fragment, nothing for the others (the log line carries the \
-         flow label of the first fragment); the replies are ESTABLISHED",
+        "§13(46) IPv6 UDP of 3000 B in fragments, in order, reverse and shuffled. Kernel 6.18: one \
+         NEW line per datagram (with the first fragment's flow label), for the fragment that \
+         completes it, none for the others; the replies are ESTABLISHED",
     );
     let cases: [(u16, usize, &[usize], &str); 3] = [
         (41000, 1448, &[0, 1, 2], "in order"),
@@ -95,9 +95,9 @@ fn frag_ipv6_udp_orders() -> Scenario {
 fn frag_duplicate() -> Scenario {
     let mut b = Builder::new(
         "frag_duplicate",
-        "§13(45) an exact duplicate fragment is dropped on its own and the datagram is still \
-         delivered once (IPv4 and IPv6); a duplicate of the last fragment after reassembly starts \
-         a new queue and is held",
+        "§13(45) exact duplicate fragments. Kernel 6.18, IPv4 and IPv6: a duplicate is dropped on \
+         its own and the datagram still completes once (NEW); the last fragment sent again after \
+         reassembly starts a new queue and is held",
     );
     let d = Pkt::udp(C, 41100, S, 9999, &filler(3000));
     let f = d.fragments(id(0), 1480);
@@ -146,19 +146,35 @@ fn overlaps(b: &mut Builder, src: IpAddr, dst: IpAddr, k0: u32) {
 }
 
 fn frag_overlap() -> Scenario {
-    let mut b = Builder::new("frag_overlap", "§11 IPv4 overlapping fragments");
+    let mut b = Builder::new(
+        "frag_overlap",
+        "§11 IPv4 overlaps. Kernel 6.18: a fragment overlapping another by 8 B discards the queue \
+         (the correct middle fragment then does not complete it, fragment 1 sent again does); \
+         unlike §11's 'any overlap', a fragment lying inside a queued one is dropped alone as a \
+         duplicate and the datagram completes; one covering a queued fragment discards the queue",
+    );
     overlaps(&mut b, C.into(), S.into(), 0);
     b.build()
 }
 
 fn frag_ipv6_overlap() -> Scenario {
-    let mut b = Builder::new("frag_ipv6_overlap", "§11 IPv6 overlapping fragments");
+    let mut b = Builder::new(
+        "frag_ipv6_overlap",
+        "§11 IPv6 overlaps. Kernel 6.18, as for IPv4: an 8 B overlap discards the queue, a \
+         fragment inside a queued one is dropped alone as a duplicate, one covering a queued \
+         fragment discards the queue",
+    );
     overlaps(&mut b, C6.into(), S6.into(), 0);
     b.build()
 }
 
 fn frag_inconsistent_last() -> Scenario {
-    let mut b = Builder::new("frag_inconsistent_last", "§11 a second last fragment with another end");
+    let mut b = Builder::new(
+        "frag_inconsistent_last",
+        "§11 a second last fragment ending 8 B later. Kernel 6.18: IPv4 discards the whole queue \
+         (fragment 2 then starts a new one); IPv6, unlike §11's wording, drops only that \
+         fragment and keeps the queue, so fragment 2 completes the datagram",
+    );
     let d = Pkt::udp(C, 41300, S, 9999, &filler(3000));
     let n = d.frag_len();
     let f = d.fragments(id(0), size(d.src));
@@ -178,7 +194,12 @@ fn frag_inconsistent_last() -> Scenario {
 }
 
 fn frag_not_multiple_of_8() -> Scenario {
-    let mut b = Builder::new("frag_not_multiple_of_8", "§11 a non-last fragment whose length is not a multiple of 8");
+    let mut b = Builder::new(
+        "frag_not_multiple_of_8",
+        "§11 non-last fragments of 1477/1445 B. Kernel 6.18: IPv4 trims it to a multiple of 8 \
+         and the datagram completes; IPv6 passes it on as it is (INVALID, forwarded) and \
+         discards the queue: the correct middle fragment is held, fragment 1 again completes",
+    );
     let d = Pkt::udp(C, 41400, S, 9999, &filler(3000));
     let n = d.frag_len();
     b.send_held(d.piece(id(0), 0, 1480, true), "frag 0..1480 (held)");
@@ -195,9 +216,14 @@ fn frag_not_multiple_of_8() -> Scenario {
 }
 
 fn frag_timeout() -> Scenario {
-    let mut b = Builder::new("frag_timeout", "§11 incomplete datagram expires")
-        .defrag("ipfrag_time", 2)
-        .defrag("frag6_timeout", 2);
+    let mut b = Builder::new(
+        "frag_timeout",
+        "§11 ipfrag_time=2, nf_conntrack_frag6_timeout=2. Kernel 6.18, IPv4 and IPv6: \
+         fragments 1 and 3 expire silently; fragment 2 after 3 s starts a new queue that \
+         fragments 1 and 3 sent again complete",
+    )
+    .defrag("ipfrag_time", 2)
+    .defrag("frag6_timeout", 2);
     for (src, dst, k) in [(IpAddr::from(C), IpAddr::from(S), 0), (C6.into(), S6.into(), 1)] {
         let f = Pkt::udp(src, 41500, dst, 9999, &filler(3000)).fragments(id(k), size(src));
         b.send_held(f[0].clone(), "frag 1/3 (held)");
@@ -211,7 +237,11 @@ fn frag_timeout() -> Scenario {
 }
 
 fn frag_too_big() -> Scenario {
-    let mut b = Builder::new("frag_too_big", "§11 reassembled size over 65535");
+    let mut b = Builder::new(
+        "frag_too_big",
+        "§11 over 65535 B. Kernel 6.18: 45 IPv4 fragments covering a 65536 B datagram complete \
+         nothing (no line, no entry); an IPv6 fragment ending at 65544 is dropped",
+    );
     // 20 + 8 + 65508 = 65536 bytes of IPv4 datagram.
     let d = Pkt::udp(C, 41600, S, 9999, &filler(65508));
     for p in d.fragments(id(0), 1480) {
@@ -224,7 +254,12 @@ fn frag_too_big() -> Scenario {
 }
 
 fn frag_ipv6_tiny_first() -> Scenario {
-    let mut b = Builder::new("frag_ipv6_tiny_first", "§11 RFC 8200 §4.5 first fragment without the L4 header");
+    let mut b = Builder::new(
+        "frag_ipv6_tiny_first",
+        "§11, RFC 8200 §4.5: a first fragment holding only Destination Options, no UDP header. \
+         Kernel 6.18: not reassembled, conntrack sees it as it is (INVALID) and it is forwarded; \
+         the rest of the datagram is held",
+    );
     let d = Pkt::udp(C6, 41700, S6, 9999, &filler(100)).ext(Ext6::DestOpts(vec![1, 4, 0, 0, 0, 0]));
     let n = d.frag_len();
     b.send(d.piece(id(0), 0, 8, true), "frag6 0..8: only Destination Options");
@@ -233,7 +268,11 @@ fn frag_ipv6_tiny_first() -> Scenario {
 }
 
 fn frag_ipv6_atomic() -> Scenario {
-    let mut b = Builder::new("frag_ipv6_atomic", "RFC 6946 atomic fragment");
+    let mut b = Builder::new(
+        "frag_ipv6_atomic",
+        "RFC 6946 atomic fragment (offset 0, M=0). Kernel 6.18: tracked as an unfragmented \
+         packet, NEW; the reply ESTABLISHED",
+    );
     let d = Pkt::udp(C6, 41800, S6, 9999, b"atomic");
     let n = d.frag_len();
     b.send(d.piece(id(0), 0, n, false), "C>S atomic fragment");
@@ -242,7 +281,11 @@ fn frag_ipv6_atomic() -> Scenario {
 }
 
 fn frag_tcp_established() -> Scenario {
-    let mut b = Builder::new("frag_tcp_established", "§11 a TCP segment fragmented inside an established connection");
+    let mut b = Builder::new(
+        "frag_tcp_established",
+        "§11 a 2500 B data segment in 2 fragments (last first) on an established connection. \
+         Kernel 6.18: ESTABLISHED on the completing fragment; the entry stays ESTABLISHED [ASSURED]",
+    );
     let mut f = Flow::new(C, 42000, S, 80);
     f.handshake(&mut b);
     let seg = f.c(PSH | ACK, f.cseq, f.sseq).payload(&filler(2500));
@@ -253,7 +296,11 @@ fn frag_tcp_established() -> Scenario {
 }
 
 fn frag_icmp_echo() -> Scenario {
-    let mut b = Builder::new("frag_icmp_echo", "ping -s 4000 (IPv4 and IPv6)");
+    let mut b = Builder::new(
+        "frag_icmp_echo",
+        "ping -s 4000, IPv4 and IPv6: request and reply in 3 fragments each. Kernel 6.18: NEW, \
+         then ESTABLISHED reply, each on the completing fragment",
+    );
     let req = Pkt::icmp_query(C, S, 8, 500, 1, &filler(4000));
     send_in_order(&mut b, &req.fragments(id(0), 1480), &[0, 1, 2], "C>S echo");
     let rep = Pkt::icmp_query(S, C, 0, 500, 1, &filler(4000));
@@ -266,7 +313,12 @@ fn frag_icmp_echo() -> Scenario {
 }
 
 fn frag_icmp_error_quoting_fragment() -> Scenario {
-    let mut b = Builder::new("frag_icmp_error_quoting_fragment", "§6.3 errors quoting the first fragment");
+    let mut b = Builder::new(
+        "frag_icmp_error_quoting_fragment",
+        "§6.3 after a fragmented UDP datagram (NEW). Kernel 6.18: an ICMP 3/4 quoting its first \
+         fragment (MF set, 8 B) is RELATED, and so is an ICMPv6 Packet Too Big quoting the first \
+         IPv6 fragment with its Fragment header",
+    );
     let d = Pkt::udp(C, 41900, S, 9999, &filler(3000));
     let f = d.fragments(id(0), 1480);
     send_in_order(&mut b, &f, &[0, 1, 2], "C>S UDP");
@@ -279,13 +331,13 @@ fn frag_icmp_error_quoting_fragment() -> Scenario {
 }
 
 fn frag_ftp_port() -> Scenario {
-    let mut b = Builder::new("frag_ftp_port", "§8.2 a fragmented PORT command still opens its expectation");
+    let mut b = Builder::new(
+        "frag_ftp_port",
+        "§8.2 a PORT segment in 2 IPv4 fragments. Kernel 6.18: ESTABLISHED on the completing \
+         fragment, and the helper parses the reassembled segment: expectation S:*->C:40000",
+    );
     let mut f = Flow::new(C, 41000, S, 21);
-    f.handshake(&mut b);
-    f.s_data(&mut b, b"220 ready\r\n", "S>C 220 banner");
-    f.c_ack(&mut b);
-    f.c_data(&mut b, b"USER a\r\n", "C>S USER");
-    f.s_data(&mut b, b"331 ok\r\n", "S>C 331");
+    super::ftp::login(&mut b, &mut f);
     let port = b"PORT 10,0,1,2,156,64\r\n";
     let seg = f.c(PSH | ACK, f.cseq, f.sseq).payload(port);
     f.cseq += port.len() as u32;
