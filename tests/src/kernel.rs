@@ -10,6 +10,13 @@
 //! Frames towards the C side are injected on `s`, all others on `c`. rtr logs every packet at
 //! prerouting priority -150 (after conntrack) with a per-run token, its ctstate and direction;
 //! only frames from the injector's MACs are logged (not rtr's own looped-back multicast).
+//!
+//! Fragments: defragmentation (priority -400) runs before the log rule, so a fragmented
+//! datagram gets one line, with its IPv4 ID or the flow label of its first IPv6 fragment, when
+//! it completes; [`Datagrams`] gives that line to the fragment that completed it, using the
+//! kmsg sequence number the injector reads after each send. Held, duplicate and discarded
+//! fragments get no line ([`Scenario::held`]). The router refragments a reassembled datagram
+//! on output with the same IPv4 ID / IPv6 flow label, which is how its forwarding is seen.
 
 use crate::netns::{run, Netns};
 use crate::scenario::{Scenario, BOOL_KNOBS, DEFRAG_KNOBS};

@@ -98,6 +98,12 @@ fn every_scenario_frame_parses_and_checksums_verify() {
         for (k, _) in &sc.defrag {
             assert!(DEFRAG_KNOBS.iter().any(|(d, _)| d == k), "{name}: unknown defrag knob {k}");
         }
+        for f in &sc.frames {
+            if let FrameSpec::Ip(Pkt { src: IpAddr::V4(_), piece: Some(pc), .. }) = &f.spec {
+                // The ID in a reassembled datagram's log line must name no unfragmented frame.
+                assert!(pc.id as usize > sc.frames.len(), "{name}: IPv4 fragment ID {} is a frame number", pc.id);
+            }
+        }
         for n in &sc.held {
             assert!(matches!(&sc.frames[n - 1].spec, FrameSpec::Ip(p) if p.piece.is_some()), "{name}: held frame {n}");
         }
