@@ -11,11 +11,16 @@ Run inside the injector namespace (``ip netns exec <inj> python3 inject.py ...``
   namespace and reads /proc/net/nf_conntrack and /proc/net/nf_conntrack_expect, so the
   tables are taken right after the last frame.
 
-Frames are sent at the pcap timestamps relative to the first frame. The same sockets also
+Frames are sent at the pcap timestamps relative to the first frame. After each send the
+script reads /dev/kmsg up to its end and records the sequence number of the last record
+there ("kmsg_seq", -1 while none was read): the router processes a frame inside send(), so
+a log record numbered at most kmsg_seq[i] was written before frame i+1 was sent (this
+tells which fragment completed a reassembled datagram). The same sockets also
 capture what the router forwards back out of its veths (the first 96 bytes of every
 incoming frame, in hex), so the caller can tell which frames the kernel forwarded and which
 it dropped. Prints one JSON object on stdout: {"sent": [seconds after start, ...],
-"max_late": s, "forwarded": [[side, hex], ...], "conntrack": [lines], "expect": [lines]}.
+"max_late": s, "kmsg_seq": [seq, ...], "forwarded": [[side, hex], ...], "conntrack": [lines],
+"expect": [lines]}.
 """
 import ctypes
 import json
@@ -78,6 +83,23 @@ def read_lines(path):
         return []
 
 
+def kmsg_last_seq(fd, last):
+    """Reads /dev/kmsg (non-blocking) to its end; returns the last record's sequence number."""
+    while True:
+        try:
+            rec = os.read(fd, 16384)
+        except BlockingIOError:
+            return last
+        except BrokenPipeError:
+            continue  # records were overwritten: go on with the next one
+        if not rec:
+            return last
+        try:
+            last = int(rec.split(b";", 1)[0].split(b",")[1])
+        except (IndexError, ValueError):
+            pass
+
+
 def main():
     pcap, sides, c_if, s_if, rtr = sys.argv[1:6]
     frames = read_pcap(pcap)
@@ -98,6 +120,10 @@ def main():
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
         s.bind((ifname, ETH_P_ALL))
         socks[key] = s
+    kmsg = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    os.lseek(kmsg, 0, os.SEEK_END)
+    seq = -1
+    kmsg_seq = []
     sent = []
     max_late = 0.0
     if frames:
@@ -114,6 +140,8 @@ def main():
             max_late = max(max_late, now - target)
             socks[side].send(frame)
             sent.append(now - start)
+            seq = kmsg_last_seq(kmsg, seq)
+            kmsg_seq.append(seq)
     # Let the softirq finish (it normally runs inside send()).
     time.sleep(0.005)
     forwarded = []
@@ -131,6 +159,7 @@ def main():
     out = {
         "sent": sent,
         "max_late": max_late,
+        "kmsg_seq": kmsg_seq,
         "forwarded": forwarded,
         "conntrack": read_lines("/proc/self/net/nf_conntrack"),
         "expect": read_lines("/proc/self/net/nf_conntrack_expect"),

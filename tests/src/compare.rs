@@ -26,6 +26,11 @@ impl Verdict {
     }
 }
 
+/// What ctwall reports for a fragment that reassembly held or dropped.
+pub fn held_obs() -> Obs {
+    Obs { ctstate: "NONE".to_string(), dir: None }
+}
+
 fn show(o: &Option<Obs>) -> String {
     o.as_ref().map(|o| o.to_string()).unwrap_or_else(|| "(not seen)".to_string())
 }
@@ -51,7 +56,11 @@ pub fn kernel_report(sc: &Scenario, k: &KernelRun) -> String {
             f.t_us as f64 / 1e6,
             f.spec.side().as_char(),
             f.note,
-            show(&k.frames[i]),
+            if sc.held.contains(&(i + 1)) && k.frames[i].is_none() {
+                "(held: no line)".to_string()
+            } else {
+                show(&k.frames[i])
+            },
             fwd(k.forwarded.get(i).copied().flatten())
         );
     }
@@ -70,15 +79,19 @@ pub fn kernel_report(sc: &Scenario, k: &KernelRun) -> String {
     r
 }
 
-/// Checks the kernel run on its own: every frame not declared "not seen" was logged, the
-/// declared ones were not, the injection was punctual, and the tables parse.
+/// Checks the kernel run on its own: every frame not declared "not seen" or "held" was logged
+/// (a reassembled datagram's line counts for the fragment that completed it), the declared
+/// ones were not, the injection was punctual, and the tables parse.
 pub fn kernel_self_check(sc: &Scenario, k: &KernelRun) -> Vec<String> {
     let mut m = Vec::new();
     for (i, o) in k.frames.iter().enumerate() {
         let n = i + 1;
-        match (sc.not_seen.contains(&n), o) {
-            (false, None) => m.push(format!("frame {n}: the kernel logged nothing for it (unexpected)")),
-            (true, Some(o)) => m.push(format!("frame {n}: declared not seen, but the kernel logged {o}")),
+        match (sc.not_seen.contains(&n), sc.held.contains(&n), o) {
+            (false, false, None) => m.push(format!("frame {n}: the kernel logged nothing for it (unexpected)")),
+            (true, _, Some(o)) => m.push(format!("frame {n}: declared not seen, but the kernel logged {o}")),
+            (_, true, Some(o)) => {
+                m.push(format!("frame {n}: declared held by reassembly, but the kernel logged {o} for it"))
+            }
             _ => {}
         }
     }
@@ -242,6 +255,9 @@ pub fn compare(sc: &Scenario, k: &KernelRun, c: &crate::ctwall::CtwallRun) -> Ve
         let kf = k.forwarded.get(i).copied().flatten();
         let cv = c.verdicts.get(i).cloned().flatten();
         let mut bad = false;
+        // A fragment held, dropped as a duplicate or discarded by reassembly: no log line in
+        // the kernel, "NONE" with no direction in ctwall.
+        let ko = &if sc.held.contains(&n) && ko.is_none() { Some(held_obs()) } else { ko.clone() };
         let mark = if sc.not_seen.contains(&n) {
             "  (not compared: kernel does not see it)".to_string()
         } else {
@@ -409,6 +425,47 @@ mod tests {
             f(&mut k, &mut c);
             let v = compare(&sc, &k, &c);
             assert!(!v.ok(), "{what}: not detected\n{}", v.report);
+        }
+    }
+
+    #[test]
+    fn held_fragments_must_be_none_in_ctwall_and_unlogged_in_the_kernel() {
+        let mut b = Builder::new("unit", "unit");
+        let f = Pkt::udp(C, 1, S, 2, &[7; 100]).fragments(crate::trace::FRAG_ID_BASE, 64);
+        b.send_held(f[0].clone(), "1/2");
+        b.send(f[1].clone(), "2/2");
+        let sc = b.build();
+        let k = KernelRun {
+            frames: vec![None, obs("NEW", Some("original"))],
+            conntrack: vec![],
+            expect: vec![],
+            sent: vec![0.0, 0.003],
+            max_late: 0.0001,
+            forwarded: vec![None, Some(true)],
+            warnings: vec![],
+        };
+        let c = CtwallRun {
+            frames: vec![obs("NONE", None), obs("NEW", Some("original"))],
+            verdicts: vec![None, Some("accept".into())],
+            ..CtwallRun::default()
+        };
+        let v = compare(&sc, &k, &c);
+        assert!(v.ok(), "{}", v.report);
+        assert!(kernel_self_check(&sc, &k).is_empty());
+        type Mutation = Box<dyn Fn(&mut KernelRun, &mut CtwallRun)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("ctwall tracks a held fragment", Box::new(|_, c| c.frames[0] = obs("NEW", Some("original")))),
+            ("NONE with a direction", Box::new(|_, c| c.frames[0] = obs("NONE", Some("original")))),
+            ("ctwall silent on a held fragment", Box::new(|_, c| c.frames[0] = None)),
+            ("ctwall NONE on the completing fragment", Box::new(|_, c| c.frames[1] = obs("NONE", None))),
+            ("the kernel logged a held fragment", Box::new(|k, _| k.frames[0] = obs("INVALID", None))),
+            ("the kernel logged nothing for the datagram", Box::new(|k, _| k.frames[1] = None)),
+            ("ctwall drops the datagram", Box::new(|_, c| c.verdicts[1] = Some("drop".into()))),
+        ];
+        for (what, f) in cases {
+            let (mut k, mut c) = (k.clone(), c.clone());
+            f(&mut k, &mut c);
+            assert!(!compare(&sc, &k, &c).ok(), "{what}: not detected");
         }
     }
 

@@ -3,7 +3,9 @@
 //! Output contract of `ctwall replay --config <file.ron> --format jsonl <trace.pcap>`:
 //! one `{"n":..,"ctstate":..,"dir":..,...}` line per frame, then `{"table":[{"line":..},..]}`,
 //! `{"expect":[{"line":..},..]}` and `{"stats":{..}}`. Table/expect lines use the kernel's
-//! /proc formats (spec §10.1/§10.3).
+//! /proc formats (spec §10.1/§10.3). A fragment that reassembly holds, drops as a duplicate or
+//! discards has `"ctstate":"NONE","dir":null`; the fragment that completes a datagram carries
+//! the datagram's ctstate, direction and verdict.
 
 use crate::kernel::Obs;
 use crate::scenario::Scenario;

@@ -10,9 +10,16 @@
 //! Frames towards the C side are injected on `s`, all others on `c`. rtr logs every packet at
 //! prerouting priority -150 (after conntrack) with a per-run token, its ctstate and direction;
 //! only frames from the injector's MACs are logged (not rtr's own looped-back multicast).
+//!
+//! Fragments: defragmentation (priority -400) runs before the log rule, so a fragmented
+//! datagram gets one line, with its IPv4 ID or the flow label of its first IPv6 fragment, when
+//! it completes; [`Datagrams`] gives that line to the fragment that completed it, using the
+//! kmsg sequence number the injector reads after each send. Held, duplicate and discarded
+//! fragments get no line ([`Scenario::held`]). The router refragments a reassembled datagram
+//! on output with the same IPv4 ID / IPv6 flow label, which is how its forwarding is seen.
 
 use crate::netns::{run, Netns};
-use crate::scenario::{Scenario, BOOL_KNOBS};
+use crate::scenario::{Scenario, BOOL_KNOBS, DEFRAG_KNOBS};
 use crate::trace::{FrameSpec, Pkt, MAC_C_PEER, MAC_C_RTR, MAC_S_PEER, MAC_S_RTR};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -230,6 +237,15 @@ pub fn setup(sc: &Scenario) -> Result<Topology, String> {
         })
         .collect();
     rtr.sysctl(&knobs)?;
+    let defrag: Vec<(String, String)> = sc
+        .defrag
+        .iter()
+        .map(|(k, v)| {
+            let name = DEFRAG_KNOBS.iter().find(|(n, _)| n == k).map(|(_, s)| *s).expect("known defrag knob");
+            (name.to_string(), v.to_string())
+        })
+        .collect();
+    rtr.sysctl(&defrag)?;
 
     let mut rules = String::new();
     for st in ["new", "established", "related"] {
@@ -277,8 +293,9 @@ impl Kmsg {
         Ok(Kmsg { file })
     }
 
-    /// Every message logged since the last call (without the record prefix).
-    pub fn drain(&mut self) -> Vec<String> {
+    /// Every message logged since the last call: (sequence number, message without the
+    /// record prefix).
+    pub fn drain(&mut self) -> Vec<(u64, String)> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 16384];
         loop {
@@ -287,8 +304,9 @@ impl Kmsg {
                 Ok(n) => {
                     let rec = String::from_utf8_lossy(&buf[..n]);
                     let first = rec.lines().next().unwrap_or("");
-                    if let Some((_, msg)) = first.split_once(';') {
-                        out.push(msg.to_string());
+                    if let Some((prefix, msg)) = first.split_once(';') {
+                        let seq = prefix.split(',').nth(1).and_then(|q| q.parse().ok()).unwrap_or(0);
+                        out.push((seq, msg.to_string()));
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -374,28 +392,36 @@ pub fn run_kernel(sc: &Scenario, workdir: &Path) -> Result<KernelRun, String> {
         }
     }
 
+    let kmsg_seq: Vec<i64> =
+        inj["kmsg_seq"].as_array().map(|a| a.iter().filter_map(|v| v.as_i64()).collect()).unwrap_or_default();
+
     // Collect the log lines of this run.
     let n = sc.frames.len();
+    let dg = Datagrams::of(sc);
     let mut frames: Vec<Option<Obs>> = vec![None; n];
+    // Per frame: the number its log line carried (IPv4 ID / IPv6 flow label).
+    let mut numbers: Vec<Option<u32>> = vec![None; n];
     let mut warnings = Vec::new();
-    let expected_seen = (1..=n).filter(|i| !sc.not_seen.contains(i)).count();
+    let expected_seen = (1..=n).filter(|i| !sc.not_seen.contains(i) && !sc.held.contains(i)).count();
     let deadline = Instant::now() + Duration::from_millis(1500);
     let mut seen = 0usize;
     loop {
-        for l in kmsg.drain() {
+        for (seq, l) in kmsg.drain() {
             if !l.starts_with(&topo.token) {
                 continue;
             }
-            match parse_log_line(&topo.token, &l) {
-                Some((i, obs)) if (1..=n).contains(&i) => {
+            let parsed = parse_log_line(&topo.token, &l);
+            match parsed.and_then(|(num, obs)| Some((dg.frame_of_line(num, seq, &kmsg_seq, n)?, num, obs))) {
+                Some((i, num, obs)) => {
                     if let Some(prev) = &frames[i - 1] {
                         warnings.push(format!("frame {i} logged twice: {prev} and {obs}"));
                     } else {
                         seen += 1;
                     }
                     frames[i - 1] = Some(obs);
+                    numbers[i - 1] = u32::try_from(num).ok();
                 }
-                _ => warnings.push(format!("unmatched log line: {l}")),
+                None => warnings.push(format!("unmatched log line: {l}")),
             }
         }
         if seen >= expected_seen || Instant::now() > deadline {
@@ -410,7 +436,12 @@ pub fn run_kernel(sc: &Scenario, workdir: &Path) -> Result<KernelRun, String> {
         .enumerate()
         .map(|(i, f)| match &f.spec {
             FrameSpec::Ip(p) if verdict_comparable(p, frames[i].as_ref()) => {
-                let mark = if p.src.is_ipv4() {
+                // A reassembled datagram leaves refragmented, every fragment with the
+                // datagram's IPv4 ID or the flow label of its first fragment: the number in
+                // its log line, attributed to the fragment that completed it.
+                let mark = if p.piece.is_some() {
+                    numbers[i]?
+                } else if p.src.is_ipv4() {
                     u32::from(p.ip_id.unwrap_or(i as u16 + 1))
                 } else {
                     p.flow.unwrap_or(i as u32 + 1) & 0xfffff
@@ -421,6 +452,54 @@ pub fn run_kernel(sc: &Scenario, workdir: &Path) -> Result<KernelRun, String> {
         })
         .collect();
     Ok(KernelRun { frames, conntrack, expect, sent, max_late, forwarded, warnings })
+}
+
+/// The fragmented datagrams of a trace, to attribute the one log line of a reassembled
+/// datagram to the fragment that completed it.
+#[derive(Debug, Default)]
+pub struct Datagrams {
+    /// Per frame (index 0 = frame 1): the datagram it is a fragment of.
+    of_frame: Vec<Option<usize>>,
+    /// Log line number (IPv4 ID of a datagram; IPv6 flow label of one of its fragments) to
+    /// datagram.
+    by_number: BTreeMap<u32, usize>,
+}
+
+impl Datagrams {
+    /// Groups the fragment frames of `sc` by (source, destination, fragment ID).
+    pub fn of(sc: &Scenario) -> Datagrams {
+        let mut keys: Vec<(IpAddr, IpAddr, u32)> = Vec::new();
+        let mut d = Datagrams { of_frame: vec![None; sc.frames.len()], by_number: BTreeMap::new() };
+        for (i, f) in sc.frames.iter().enumerate() {
+            let FrameSpec::Ip(p) = &f.spec else { continue };
+            let Some(pc) = p.piece else { continue };
+            let key = (p.src, p.dst, pc.id);
+            let g = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                keys.push(key);
+                keys.len() - 1
+            });
+            d.of_frame[i] = Some(g);
+            // IPv4: every fragment (and the reassembled datagram) carries the ID. IPv6: the
+            // reassembled datagram has the header of its first fragment, and a fragment
+            // passed on un-reassembled its own: each has its frame's flow label.
+            let number = if p.src.is_ipv4() { pc.id } else { p.flow.unwrap_or(i as u32 + 1) & 0xfffff };
+            d.by_number.insert(number, g);
+        }
+        d
+    }
+
+    /// The 1-based frame a log line belongs to. `num` is the number in the line, `seq` its
+    /// kmsg sequence number, `kmsg_seq[i]` the last sequence number the injector saw after
+    /// sending frame i+1. A line of a fragmented datagram goes to the latest of its fragments
+    /// sent before the line was written (the one that completed it, or a fragment passed on
+    /// as it was); any other line to the frame its number names.
+    pub fn frame_of_line(&self, num: usize, seq: u64, kmsg_seq: &[i64], n: usize) -> Option<usize> {
+        let Some(&g) = u32::try_from(num).ok().and_then(|k| self.by_number.get(&k)) else {
+            return (1..=n).contains(&num).then_some(num);
+        };
+        let sent_by = kmsg_seq.iter().position(|&q| q >= 0 && q as u64 >= seq).map_or(n, |i| i + 1);
+        (1..=sent_by.min(n)).rev().find(|&i| self.of_frame[i - 1] == Some(g))
+    }
 }
 
 /// Whether the router's forwarding decision for this frame reflects conntrack (and its
@@ -483,6 +562,42 @@ mod tests {
                  DST=fd00:0001:0000:0000:0000:0000:0000:0002 LEN=104 TC=0 HOPLIMIT=64 FLOWLBL=12 PROTO=ICMPv6 TYPE=129";
         assert_eq!(parse_log_line("CTW1X2Z", l).map(|x| x.0), Some(12));
         assert_eq!(parse_log_line("CTW1X2Y", l), None);
+    }
+
+    #[test]
+    fn reassembled_lines_go_to_the_completing_fragment() {
+        use crate::scenario::Builder;
+        use crate::trace::{C, C6, FRAG_ID_BASE, S, S6};
+        let mut b = Builder::new("unit", "unit");
+        let d = Pkt::udp(C, 1, S, 2, &[7; 100]);
+        let f = d.fragments(FRAG_ID_BASE, 48);
+        b.send(Pkt::udp(C, 1, S, 2, b"x"), "plain"); // 1
+        b.send_held(f[1].clone(), "2/3"); // 2
+        b.send_held(f[0].clone(), "1/3"); // 3
+        b.send(f[2].clone(), "3/3"); // 4
+        b.send(Pkt::udp(S, 2, C, 1, b"y"), "plain"); // 5
+        let f6 = Pkt::udp(C6, 1, S6, 2, &[7; 100]).fragments(9, 56);
+        b.send_held(f6[1].clone(), "2/2"); // 6
+        b.send(f6[0].clone(), "1/2"); // 7
+        let sc = b.build();
+        let dg = Datagrams::of(&sc);
+        // kmsg sequence numbers seen after each send.
+        let seq = [-1, -1, -1, 20, 21, 21, 30];
+        assert_eq!(dg.frame_of_line(1, 5, &seq, 7), Some(1), "an unfragmented frame by its ID");
+        assert_eq!(dg.frame_of_line(5, 21, &seq, 7), Some(5));
+        let id = FRAG_ID_BASE as usize;
+        assert_eq!(dg.frame_of_line(id, 20, &seq, 7), Some(4), "the fragment sent last before the line");
+        assert_eq!(dg.frame_of_line(id, 21, &seq, 7), Some(4), "a late line still goes to a fragment");
+        assert_eq!(dg.frame_of_line(id, 99, &seq, 7), Some(4), "a line after the last send");
+        // IPv6: the line carries the first fragment's flow label (its frame number, 7).
+        assert_eq!(dg.frame_of_line(7, 30, &seq, 7), Some(7));
+        assert_eq!(dg.frame_of_line(6, 30, &seq, 7), Some(7));
+        assert_eq!(dg.frame_of_line(id + 1, 30, &seq, 7), None, "an ID of no frame");
+        assert_eq!(dg.frame_of_line(8, 30, &seq, 7), None);
+        // A fragment is compared on its forwarding only when the kernel logged it.
+        let est = Obs { ctstate: "NEW".into(), dir: Some("original".into()) };
+        assert!(verdict_comparable(&f[2], Some(&est)));
+        assert!(!verdict_comparable(&f[0], None));
     }
 
     #[test]

@@ -45,6 +45,18 @@ pub const KNOWN_KNOBS: [&str; 33] = [
     "expect_max",
 ];
 
+/// Defragmentation knobs: the ctwall `defrag: (...)` config key and the kernel sysctl that
+/// the kernel reference sets in the router namespace.
+pub const DEFRAG_KNOBS: [(&str, &str); 7] = [
+    ("ipfrag_time", "net.ipv4.ipfrag_time"),
+    ("ipfrag_high_thresh", "net.ipv4.ipfrag_high_thresh"),
+    ("ipfrag_low_thresh", "net.ipv4.ipfrag_low_thresh"),
+    ("ipfrag_max_dist", "net.ipv4.ipfrag_max_dist"),
+    ("frag6_timeout", "net.netfilter.nf_conntrack_frag6_timeout"),
+    ("frag6_high_thresh", "net.netfilter.nf_conntrack_frag6_high_thresh"),
+    ("frag6_low_thresh", "net.netfilter.nf_conntrack_frag6_low_thresh"),
+];
+
 /// One differential scenario: knobs plus a timed list of frames.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -53,6 +65,8 @@ pub struct Scenario {
     pub about: &'static str,
     /// Knobs, e.g. `("tcp_timeout_syn_sent", 4)`; booleans as 0/1.
     pub sysctls: Vec<(&'static str, i64)>,
+    /// Defragmentation knobs (see [`DEFRAG_KNOBS`]), e.g. `("ipfrag_time", 2)`.
+    pub defrag: Vec<(&'static str, i64)>,
     /// FTP helper on port 21 and TFTP helper on port 69 (default on).
     pub helpers: bool,
     /// The `nf_conntrack_ftp` module parameter `loose` (global in the kernel).
@@ -62,6 +76,10 @@ pub struct Scenario {
     pub not_seen: Vec<usize>,
     /// The scenario has VLAN-tagged frames: the kernel gets them untagged.
     pub has_vlan: bool,
+    /// 1-based frame numbers of fragments that reassembly holds (waiting for the rest), drops
+    /// as duplicates or discards (overlap, timeout, too big...): conntrack never sees them,
+    /// so the kernel logs nothing for them and ctwall must report `"ctstate":"NONE"`.
+    pub held: Vec<usize>,
 }
 
 impl Scenario {
@@ -102,7 +120,13 @@ impl Scenario {
         } else {
             "[]".to_string()
         };
-        format!("(\n    conntrack: ({}),\n    helpers: {helpers},\n)\n", ct.join(", "))
+        let defrag = if self.defrag.is_empty() {
+            String::new()
+        } else {
+            let kv: Vec<String> = self.defrag.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("    defrag: ({}),\n", kv.join(", "))
+        };
+        format!("(\n    conntrack: ({}),\n{defrag}    helpers: {helpers},\n)\n", ct.join(", "))
     }
 }
 
@@ -123,11 +147,13 @@ impl Builder {
                 name,
                 about,
                 sysctls: Vec::new(),
+                defrag: Vec::new(),
                 helpers: true,
                 ftp_loose: false,
                 frames: Vec::new(),
                 not_seen: Vec::new(),
                 has_vlan: false,
+                held: Vec::new(),
             },
             next_us: 0,
             gap_us: DEFAULT_GAP_US,
@@ -138,6 +164,13 @@ impl Builder {
     pub fn sysctl(mut self, key: &'static str, value: i64) -> Builder {
         assert!(KNOWN_KNOBS.contains(&key), "unknown knob {key}");
         self.sc.sysctls.push((key, value));
+        self
+    }
+
+    /// Sets a defragmentation knob (see [`DEFRAG_KNOBS`]).
+    pub fn defrag(mut self, key: &'static str, value: i64) -> Builder {
+        assert!(DEFRAG_KNOBS.iter().any(|(k, _)| *k == key), "unknown defrag knob {key}");
+        self.sc.defrag.push((key, value));
         self
     }
 
@@ -157,6 +190,15 @@ impl Builder {
             self.sc.has_vlan = true;
         }
         self.push(FrameSpec::Ip(p), note)
+    }
+
+    /// Sends a fragment that reassembly is expected to hold, drop as a duplicate or discard
+    /// (no ctstate of its own: see [`Scenario::held`]); returns its frame number.
+    pub fn send_held(&mut self, p: Pkt, note: &str) -> usize {
+        assert!(p.piece.is_some(), "send_held() of a packet that is not a fragment");
+        let n = self.send(p, note);
+        self.sc.held.push(n);
+        n
     }
 
     /// Sends a non-IP Ethernet frame (expected not to be seen by the kernel).

@@ -252,7 +252,28 @@ pub struct Pkt {
     /// Cut the IP packet to this many bytes after building; the IP length fields (and the
     /// IPv4 header checksum) are adjusted to the cut size.
     pub cut: Option<usize>,
+    /// Send only this fragment of the packet (see [`Piece`]).
+    pub piece: Option<Piece>,
 }
+
+/// One fragment of a datagram: bytes `offset..offset + len` of its fragmentable part (the L4
+/// bytes; for IPv6 also the extension headers after the last Hop-by-Hop or Routing header,
+/// RFC 8200 §4.5), bytes beyond the datagram's end zero-filled (for hostile fragments).
+/// IPv4: the header carries MF and `offset / 8` and the packet's `ip_id` (the same for every
+/// fragment of a datagram). IPv6: a Fragment header with `id` follows the unfragmentable
+/// headers; the flow label stays the frame index unless overridden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub offset: u32,
+    pub len: u32,
+    pub more: bool,
+    /// IPv4: the IP ID; IPv6: the Fragment header's identification.
+    pub id: u32,
+}
+
+/// IPv4 IDs of fragmented datagrams start here, above every frame index, so that the ID in a
+/// kernel log line names one datagram and never an unfragmented frame.
+pub const FRAG_ID_BASE: u32 = 0x4000;
 
 impl Pkt {
     /// A packet with default header fields (TTL 64) around `l4`.
@@ -277,6 +298,7 @@ impl Pkt {
             vlan: None,
             side: None,
             cut: None,
+            piece: None,
         }
     }
 
@@ -473,6 +495,68 @@ impl Pkt {
         self
     }
 
+    // ---- fragments -------------------------------------------------------------------------
+
+    /// The fragment of this datagram covering `offset..offset + len` of its fragmentable part
+    /// (raw control: any offset, length and MF; `offset` must be a multiple of 8 as the
+    /// header encodes it in 8-byte units). IPv4: `id` becomes the IP ID (it must fit 16 bits).
+    pub fn piece(&self, id: u32, offset: usize, len: usize, more: bool) -> Pkt {
+        assert!(offset.is_multiple_of(8), "fragment offset {offset} is not a multiple of 8");
+        assert!(offset / 8 <= 0x1fff, "fragment offset {offset} does not fit the header");
+        assert!(self.frag.is_none() && self.cut.is_none(), "piece() of a packet with raw frag/cut");
+        let mut p = self.clone();
+        if p.src.is_ipv4() {
+            p.ip_id = Some(u16::try_from(id).expect("IPv4 fragment ID fits 16 bits"));
+        }
+        let offset = u32::try_from(offset).expect("fragment offset fits 32 bits");
+        let len = u32::try_from(len).expect("fragment length fits 32 bits");
+        p.piece = Some(Piece { offset, len, more, id });
+        p
+    }
+
+    /// Cuts the datagram into fragments of `size` bytes of fragmentable part each (a multiple
+    /// of 8), the last one shorter, in order.
+    pub fn fragments(&self, id: u32, size: usize) -> Vec<Pkt> {
+        assert!(size > 0 && size.is_multiple_of(8), "fragment size {size} is not a positive multiple of 8");
+        let total = self.frag_len();
+        (0..total)
+            .step_by(size)
+            .map(|off| {
+                let len = size.min(total - off);
+                self.piece(id, off, len, off + len < total)
+            })
+            .collect()
+    }
+
+    /// Length of the fragmentable part of the whole datagram.
+    pub fn frag_len(&self) -> usize {
+        self.fragmentable().1.len()
+    }
+
+    /// Splits IPv6 extension headers into the unfragmentable ones (up to the last Hop-by-Hop
+    /// or Routing header) and returns them with the fragmentable bytes (the remaining
+    /// extension headers and the L4 bytes). IPv4: no headers, the L4 bytes.
+    fn fragmentable(&self) -> (&[Ext6], Vec<u8>) {
+        let l4 = self.l4_bytes();
+        let split =
+            self.ext6.iter().rposition(|e| matches!(e, Ext6::HopByHop(_) | Ext6::Routing { .. })).map_or(0, |i| i + 1);
+        let (unfrag, frag) = self.ext6.split_at(split);
+        let mut out = Vec::new();
+        let mut nexts: Vec<u8> = frag.iter().map(ext_type).collect();
+        nexts.push(self.l4.proto(self.src.is_ipv6()));
+        for (i, e) in frag.iter().enumerate() {
+            emit_ext(e, nexts[i + 1], &mut out);
+        }
+        out.extend_from_slice(&l4);
+        (unfrag, out)
+    }
+
+    /// This fragment's data: the datagram's fragmentable bytes in the piece's range.
+    fn piece_data(&self, piece: &Piece) -> Vec<u8> {
+        let (_, all) = self.fragmentable();
+        (piece.offset..piece.offset + piece.len).map(|i| all.get(i as usize).copied().unwrap_or(0)).collect()
+    }
+
     // ---- rendering -------------------------------------------------------------------------
 
     /// The side the frame enters the router from.
@@ -551,9 +635,21 @@ impl Pkt {
     /// The IP packet (header, extension headers, L4), with `index` used for the IPv4 ID or
     /// IPv6 flow label unless they are overridden.
     pub fn ip_bytes(&self, index: u32) -> Vec<u8> {
-        let l4 = self.l4_bytes();
         let v6 = self.src.is_ipv6();
-        let proto = self.l4.proto(v6);
+        // The bytes after the headers, the IPv4 fragment field, the IPv6 extension headers and
+        // the next-header value after them: the whole packet, or one fragment of it.
+        let (l4, frag4, ext6, proto) = match &self.piece {
+            None => (self.l4_bytes(), self.frag, self.ext6.clone(), self.l4.proto(v6)),
+            Some(pc) => {
+                let (unfrag, _) = self.fragmentable();
+                let n_unfrag = unfrag.len();
+                let mut ext6 = unfrag.to_vec();
+                let after = self.ext6.get(n_unfrag).map_or(self.l4.proto(v6), ext_type);
+                ext6.push(Ext6::Fragment { offset: (pc.offset / 8) as u16, more: pc.more, id: pc.id });
+                let frag4 = Some(((pc.offset / 8) as u16, pc.more));
+                (self.piece_data(pc), frag4, ext6, if v6 { after } else { self.l4.proto(false) })
+            }
+        };
         let mut out = Vec::new();
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -564,7 +660,7 @@ impl Pkt {
                 let total = (hlen + l4.len()) as u16;
                 let id = self.ip_id.unwrap_or(index as u16);
                 let mut fl: u16 = if self.df { 0x4000 } else { 0 };
-                if let Some((off, more)) = self.frag {
+                if let Some((off, more)) = frag4 {
                     fl |= off & 0x1fff;
                     if more {
                         fl |= 0x2000;
@@ -588,9 +684,9 @@ impl Pkt {
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 let mut ext = Vec::new();
-                let mut nexts: Vec<u8> = self.ext6.iter().map(ext_type).collect();
+                let mut nexts: Vec<u8> = ext6.iter().map(ext_type).collect();
                 nexts.push(proto);
-                for (i, e) in self.ext6.iter().enumerate() {
+                for (i, e) in ext6.iter().enumerate() {
                     emit_ext(e, nexts[i + 1], &mut ext);
                 }
                 let plen = (ext.len() + l4.len()) as u16;

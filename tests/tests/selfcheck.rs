@@ -1,10 +1,13 @@
 //! Checks of the test machinery itself that need no root: every frame of every scenario parses
 //! with etherparse and its checksums are right unless the scenario corrupts them on purpose;
-//! the pcap writer round-trips; the ctwall config names only known knobs.
+//! fragments carry the offset, MF flag and ID they were built with, and the datagrams
+//! reassembled from them are the datagrams built whole, with correct L4 checksums; the pcap writer
+//! round-trips; the ctwall config names only known knobs.
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use tests::scenario::KNOWN_KNOBS;
+use tests::scenario::{DEFRAG_KNOBS, KNOWN_KNOBS};
 use tests::trace::{self, Checksum, Csum, FrameSpec, Pkt, L4};
 
 fn addr_octets(a: IpAddr) -> Vec<u8> {
@@ -32,15 +35,79 @@ fn deliberately_malformed(p: &Pkt) -> bool {
         || matches!(&p.l4, L4::Udp { len: Some(l), payload, .. } if *l as usize != payload.len() + 8)
 }
 
+/// A fragment's (ID, byte offset, more-fragments flag, data), read from the raw IP packet
+/// (etherparse 0.16 misreads the IPv6 fragment offset, so neither it nor its reassembly is
+/// used for fragments).
+fn raw_fragment(ip: &[u8]) -> (u32, usize, bool, Vec<u8>) {
+    if ip[0] >> 4 == 4 {
+        let hlen = 4 * usize::from(ip[0] & 0x0f);
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let fl = u16::from_be_bytes([ip[6], ip[7]]);
+        let id = u32::from(u16::from_be_bytes([ip[4], ip[5]]));
+        return (id, usize::from(fl & 0x1fff) * 8, fl & 0x2000 != 0, ip[hlen..total].to_vec());
+    }
+    let end = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let (mut nh, mut off) = (ip[6], 40);
+    while matches!(nh, 0 | 43 | 60) {
+        nh = ip[off];
+        off += (usize::from(ip[off + 1]) + 1) * 8;
+    }
+    assert_eq!(nh, 44, "no Fragment header after the unfragmentable headers");
+    let fo = u16::from_be_bytes([ip[off + 2], ip[off + 3]]);
+    let id = u32::from_be_bytes([ip[off + 4], ip[off + 5], ip[off + 6], ip[off + 7]]);
+    (id, usize::from(fo >> 3) * 8, fo & 1 != 0, ip[off + 8..end].to_vec())
+}
+
+/// The fragments seen so far of each datagram, by offset.
+type Queues = HashMap<(IpAddr, IpAddr, u32), std::collections::BTreeMap<usize, (bool, Vec<u8>)>>;
+
+/// Checks a fragment's headers against its [`trace::Piece`] and queues its data; returns the
+/// datagram's fragmentable bytes once the queued fragments chain from offset 0 to one
+/// without the more-fragments flag (a simple reassembly of the test's own).
+fn check_piece(name: &str, index: u32, p: &Pkt, ip: &[u8], queues: &mut Queues) -> Option<Vec<u8>> {
+    let pc = p.piece.expect("a fragment");
+    let (id, offset, more, data) = raw_fragment(ip);
+    assert_eq!(
+        (id, offset, more, data.len()),
+        (pc.id, pc.offset as usize, pc.more, pc.len as usize),
+        "{name}: frame {index} fragment"
+    );
+    let q = queues.entry((p.src, p.dst, pc.id)).or_default();
+    q.insert(offset, (more, data));
+    let mut whole = Vec::new();
+    while let Some((more, data)) = q.get(&whole.len()) {
+        whole.extend_from_slice(data);
+        if !more {
+            q.clear();
+            return Some(whole);
+        }
+    }
+    None
+}
+
 #[test]
 fn every_scenario_frame_parses_and_checksums_verify() {
     let mut checked = 0;
+    let mut reassembled = 0;
     for (name, ctor) in tests::scenarios::all() {
         let sc = ctor();
         assert_eq!(sc.name, name, "scenario registered under another name");
         for (k, _) in &sc.sysctls {
             assert!(KNOWN_KNOBS.contains(k), "{name}: unknown knob {k}");
         }
+        for (k, _) in &sc.defrag {
+            assert!(DEFRAG_KNOBS.iter().any(|(d, _)| d == k), "{name}: unknown defrag knob {k}");
+        }
+        for f in &sc.frames {
+            if let FrameSpec::Ip(Pkt { src: IpAddr::V4(_), piece: Some(pc), .. }) = &f.spec {
+                // The ID in a reassembled datagram's log line must name no unfragmented frame.
+                assert!(pc.id as usize > sc.frames.len(), "{name}: IPv4 fragment ID {} is a frame number", pc.id);
+            }
+        }
+        for n in &sc.held {
+            assert!(matches!(&sc.frames[n - 1].spec, FrameSpec::Ip(p) if p.piece.is_some()), "{name}: held frame {n}");
+        }
+        let mut queues = Queues::new();
         let mut last = 0;
         for (i, f) in sc.frames.iter().enumerate() {
             assert!(f.t_us >= last, "{name}: frame {} goes back in time", i + 1);
@@ -52,6 +119,33 @@ fn every_scenario_frame_parses_and_checksums_verify() {
             let (src_mac, dst_mac) = f.spec.side().macs();
             assert_eq!(&bytes[0..6], &dst_mac, "{name}: frame {index} destination MAC");
             assert_eq!(&bytes[6..12], &src_mac, "{name}: frame {index} source MAC");
+            // Fragments: checked by hand (etherparse 0.16 misreads IPv6 fragment offsets).
+            if p.piece.is_some() {
+                let off = if p.vlan.is_some() { 18 } else { 14 };
+                let hdr_ok = if p.src.is_ipv4() {
+                    etherparse::Ipv4HeaderSlice::from_slice(&bytes[off..]).is_ok()
+                } else {
+                    etherparse::Ipv6HeaderSlice::from_slice(&bytes[off..]).is_ok()
+                };
+                assert!(hdr_ok, "{name}: frame {index} ({}): bad IP header", f.note);
+                if let Some(data) = check_piece(name, index, p, &bytes[off..], &mut queues) {
+                    // The whole datagram as built, minus its IP header: the fragmentable part
+                    // (these scenarios put only Destination Options before L4 in it).
+                    let whole = Pkt { piece: None, ..p.clone() }.ip_bytes(index);
+                    let (mut proto, mut at) =
+                        if p.src.is_ipv4() { (whole[9], 4 * usize::from(whole[0] & 0x0f)) } else { (whole[6], 40) };
+                    assert_eq!(data, whole[at..], "{name}: frame {index}: reassembled datagram differs");
+                    while p.src.is_ipv6() && proto == 60 {
+                        proto = whole[at];
+                        at += (usize::from(whole[at + 1]) + 1) * 8;
+                    }
+                    let l4 = &whole[at..];
+                    assert!(l4_checksum_ok(p.src, p.dst, proto, l4), "{name}: frame {index}: reassembled L4 checksum");
+                    reassembled += 1;
+                }
+                checked += 1;
+                continue;
+            }
             let sliced = match SlicedPacket::from_ethernet(&bytes) {
                 Ok(s) => s,
                 Err(e) if deliberately_malformed(p) => {
@@ -133,11 +227,24 @@ fn every_scenario_frame_parses_and_checksums_verify() {
         assert_eq!(trace::read_pcap(&buf).unwrap(), sc.rendered(false), "{name}: pcap round trip");
         assert_eq!(sc.sides().len(), sc.frames.len());
         let cfg = sc.ctwall_config();
-        let parsed = config::Config::parse(&cfg, std::path::Path::new(&format!("{name}.ron")))
-            .unwrap_or_else(|e| panic!("{name}: ctwall rejects the scenario config: {e}\n{cfg}"));
+        let path = std::path::PathBuf::from(format!("{name}.ron"));
+        let parsed = match config::Config::parse(&cfg, &path) {
+            Ok(c) => c,
+            // ctwall's `defrag: (...)` section (issue 12) is being added to the config schema
+            // in parallel: until then the rest of the config must still parse (its keys are
+            // checked against DEFRAG_KNOBS above).
+            Err(e) if !sc.defrag.is_empty() && e.to_string().contains("`defrag`") => {
+                let rest: String =
+                    cfg.lines().filter(|l| !l.trim_start().starts_with("defrag:")).collect::<Vec<_>>().join("\n");
+                config::Config::parse(&rest, &path)
+                    .unwrap_or_else(|e| panic!("{name}: ctwall rejects the scenario config: {e}\n{rest}"))
+            }
+            Err(e) => panic!("{name}: ctwall rejects the scenario config: {e}\n{cfg}"),
+        };
         assert_eq!(parsed.helpers.0.is_empty(), !sc.helpers, "{name}: helpers");
     }
     assert!(checked > 500, "only {checked} IP frames checked");
+    assert!(reassembled >= 30, "only {reassembled} fragmented datagrams reassembled");
 }
 
 #[test]
@@ -184,4 +291,47 @@ fn known_packets_have_known_bytes() {
     assert_eq!(trace::side_for_dst(trace::R.into()), trace::Side::C);
     assert_eq!(trace::side_for_dst(trace::X6.into()), trace::Side::S);
     assert_eq!(trace::side_for_dst(trace::S6.into()), trace::Side::C);
+}
+
+#[test]
+fn fragments_split_the_datagram_and_its_headers() {
+    use tests::trace::{Ext6, ROUTER_ALERT_MLD};
+    // IPv4: same ID, MF on all but the last, offsets in 8-byte units, one header checksum each.
+    let d = Pkt::udp(trace::C, 1, trace::S, 2, &[7; 3000]);
+    let f = d.fragments(0x4001, 1480);
+    assert_eq!(f.len(), 3);
+    let whole = d.ip_bytes(1);
+    for (k, (p, (off, more))) in f.iter().zip([(0, true), (1480, true), (2960, false)]).enumerate() {
+        let ip = p.ip_bytes(k as u32 + 1);
+        assert_eq!(
+            raw_fragment(&ip),
+            (0x4001, off, more, whole[20 + off..(20 + off + 1480).min(whole.len())].to_vec())
+        );
+        let mut c = Checksum::new();
+        c.add(&ip[..20]);
+        assert_eq!(c.finish(), 0, "fragment {k}: IPv4 header checksum");
+    }
+    // IPv6: Hop-by-Hop stays in front of the Fragment header, Destination Options go after it
+    // (RFC 8200 §4.5); the flow label is the frame index.
+    let d = Pkt::udp(trace::C6, 1, trace::S6, 2, &[7; 100])
+        .ext(Ext6::HopByHop(ROUTER_ALERT_MLD.to_vec()))
+        .ext(Ext6::DestOpts(vec![1, 4, 0, 0, 0, 0]));
+    let p = d.piece(77, 8, 16, true);
+    let ip = p.ip_bytes(5);
+    assert_eq!(u32::from_be_bytes([ip[0], ip[1], ip[2], ip[3]]) & 0xfffff, 5);
+    assert_eq!((ip[6], ip[40], ip[48]), (0, 44, 60), "IPv6 -> HBH -> Fragment -> DestOpts");
+    assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), 8 + 8 + 16);
+    let whole = d.ip_bytes(5);
+    assert_eq!(raw_fragment(&ip), (77, 8, true, whole[48 + 8..48 + 24].to_vec()));
+    // Bytes past the datagram's end are zeros.
+    let past = d.piece(77, d.frag_len().next_multiple_of(8), 8, false).ip_bytes(6);
+    assert_eq!(raw_fragment(&past).3, vec![0; 8]);
+}
+
+#[test]
+fn defrag_knobs_reach_the_ctwall_config() {
+    let sc = tests::scenarios::by_name("frag_timeout").expect("scenario");
+    assert!(sc.ctwall_config().contains("    defrag: (ipfrag_time: 2, frag6_timeout: 2),\n"), "{}", sc.ctwall_config());
+    let plain = tests::scenarios::by_name("udp_request_reply").expect("scenario");
+    assert!(!plain.ctwall_config().contains("defrag"));
 }

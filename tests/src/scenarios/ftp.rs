@@ -27,7 +27,7 @@ pub(super) const ALL: &[(&str, Ctor)] = &[
 ];
 
 /// Handshake on the control connection, banner, USER, 331.
-fn login(b: &mut Builder, f: &mut Flow) {
+pub(super) fn login(b: &mut Builder, f: &mut Flow) {
     f.handshake(b);
     f.s_data(b, b"220 ready\r\n", "S>C 220 banner");
     f.c_ack(b);

@@ -1,6 +1,7 @@
 //! The differential scenarios (spec §13 and the issue list). Each is a name, knobs and a timed
 //! list of frames; the expected behaviour is whatever the kernel does, compared live.
 
+mod frag;
 mod ftp;
 mod icmp;
 mod misc;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<(&'static str, Ctor)> {
     v.extend_from_slice(icmp::ALL);
     v.extend_from_slice(ftp::ALL);
     v.extend_from_slice(misc::ALL);
+    v.extend_from_slice(frag::ALL);
     v
 }
 
