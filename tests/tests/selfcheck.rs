@@ -228,19 +228,22 @@ fn every_scenario_frame_parses_and_checksums_verify() {
         assert_eq!(sc.sides().len(), sc.frames.len());
         let cfg = sc.ctwall_config();
         let path = std::path::PathBuf::from(format!("{name}.ron"));
-        let parsed = match config::Config::parse(&cfg, &path) {
-            Ok(c) => c,
-            // ctwall's `defrag: (...)` section (issue 12) is being added to the config schema
-            // in parallel: until then the rest of the config must still parse (its keys are
-            // checked against DEFRAG_KNOBS above).
-            Err(e) if !sc.defrag.is_empty() && e.to_string().contains("`defrag`") => {
-                let rest: String =
-                    cfg.lines().filter(|l| !l.trim_start().starts_with("defrag:")).collect::<Vec<_>>().join("\n");
-                config::Config::parse(&rest, &path)
-                    .unwrap_or_else(|e| panic!("{name}: ctwall rejects the scenario config: {e}\n{rest}"))
-            }
-            Err(e) => panic!("{name}: ctwall rejects the scenario config: {e}\n{cfg}"),
-        };
+        let parsed = config::Config::parse(&cfg, &path)
+            .unwrap_or_else(|e| panic!("{name}: ctwall rejects the scenario config: {e}\n{cfg}"));
+        for (k, v) in &sc.defrag {
+            let d = &parsed.defrag;
+            let got = match *k {
+                "ipfrag_time" => i64::from(d.ipfrag_time.0),
+                "ipfrag_high_thresh" => i64::from(d.ipfrag_high_thresh.0),
+                "ipfrag_low_thresh" => i64::from(d.ipfrag_low_thresh.0),
+                "ipfrag_max_dist" => i64::from(d.ipfrag_max_dist),
+                "frag6_timeout" => i64::from(d.frag6_timeout.0),
+                "frag6_high_thresh" => i64::from(d.frag6_high_thresh.0),
+                "frag6_low_thresh" => i64::from(d.frag6_low_thresh.0),
+                other => panic!("{name}: defrag knob {other} has no ctwall setting"),
+            };
+            assert_eq!(got, *v, "{name}: defrag {k} in the ctwall config");
+        }
         assert_eq!(parsed.helpers.0.is_empty(), !sc.helpers, "{name}: helpers");
     }
     assert!(checked > 500, "only {checked} IP frames checked");
