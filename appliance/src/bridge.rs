@@ -162,18 +162,28 @@ mod tests {
     use rings::mem::MemIo;
     use rings::RxMeta;
 
-    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16) -> Vec<u8> {
-        let mut ip = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0];
+    /// Ethernet/IPv4 (UDP) around `l4`, with IP id `id` and the flags and
+    /// offset word `fo`.
+    fn eth_ipv4(src: [u8; 4], dst: [u8; 4], id: u16, fo: u16, l4: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&id.to_be_bytes());
+        ip[6..8].copy_from_slice(&fo.to_be_bytes());
         ip.extend_from_slice(&src);
         ip.extend_from_slice(&dst);
         let c = ct_core::wire::checksum::checksum(&ip, 0);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
         f.extend_from_slice(&ip);
-        f.extend_from_slice(&sp.to_be_bytes());
-        f.extend_from_slice(&dp.to_be_bytes());
-        f.extend_from_slice(&[0, 8, 0, 0]);
+        f.extend_from_slice(l4);
         f
+    }
+
+    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16) -> Vec<u8> {
+        let mut u = sp.to_be_bytes().to_vec();
+        u.extend_from_slice(&dp.to_be_bytes());
+        u.extend_from_slice(&[0, 8, 0, 0]);
+        eth_ipv4(src, dst, 1, 0, &u)
     }
 
     fn no_answer(_: &[u8], _: &ct_core::wire::IpPacket<'_>) -> Option<Vec<u8>> {
@@ -253,18 +263,7 @@ mod tests {
             .map(|(i, data)| {
                 let more = (i + 1) * 1480 < l4.len();
                 let fo = (i * 1480 / 8) as u16 | if more { 0x2000 } else { 0 };
-                let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
-                ip[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
-                ip[4..6].copy_from_slice(&id.to_be_bytes());
-                ip[6..8].copy_from_slice(&fo.to_be_bytes());
-                ip.extend_from_slice(&src);
-                ip.extend_from_slice(&dst);
-                let c = ct_core::wire::checksum::checksum(&ip, 0);
-                ip[10..12].copy_from_slice(&c.to_be_bytes());
-                let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-                f.extend_from_slice(&ip);
-                f.extend_from_slice(data);
-                f
+                eth_ipv4(src, dst, id, fo, data)
             })
             .collect()
     }

@@ -59,6 +59,17 @@ fn ok<T>(test: &str, r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{test}: {e}"))
 }
 
+/// SIGTERM to ctwall: it must exit 0 within 5 s. Returns its log.
+fn stop_cleanly(st: &mut Setup, n: &str) -> String {
+    let ct = st.ctwall();
+    ok(n, ct.proc.signal("TERM"));
+    let status = ct.proc.wait_exit(Duration::from_secs(5));
+    let log = ct.log();
+    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
+    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    log
+}
+
 /// Deterministic pseudo-random bytes (xorshift64*).
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -501,12 +512,7 @@ fn shutdown_body(st: &mut Setup) {
         let att = ok(&n, st.topo.xdp_attached(ifc));
         assert!(att.is_some(), "{n}: no XDP program on {ifc} while ctwall runs (ip -d link show)");
     }
-    let ct = st.ctwall();
-    ok(&n, ct.proc.signal("TERM"));
-    let status = ct.proc.wait_exit(Duration::from_secs(5));
-    let log = ct.log();
-    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
-    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    stop_cleanly(st, &n);
     for ifc in [configs::INSIDE, configs::OUTSIDE] {
         if let Some(text) = ok(&n, st.topo.xdp_attached(ifc)) {
             panic!("{n}: an XDP program is still attached to {ifc} after shutdown:\n{text}");
@@ -700,12 +706,7 @@ fn two_workers_share_the_table_across_queues() {
 
     // SIGTERM: both workers stop, exit 0, the programs are detached; the last counters say the
     // same as /stats.
-    let ct = st.ctwall();
-    ok(n, ct.proc.signal("TERM"));
-    let status = ct.proc.wait_exit(Duration::from_secs(5));
-    let log = ct.log();
-    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
-    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    let log = stop_cleanly(&mut st, n);
     let (w0, w1) = (worker_counters(&log, 0), worker_counters(&log, 1));
     let (w0, w1) = w0.zip(w1).unwrap_or_else(|| panic!("{n}: no worker counters in the log:\n{log}"));
     eprintln!("{n}: worker 0 {w0:?}\n{n}: worker 1 {w1:?}");
@@ -788,12 +789,7 @@ fn interface_lost_body(st: &mut Setup) {
     ok(&n, st.topo.recreate_outside());
     ok(&n, st.ctwall().proc.wait_line(pos, Duration::from_secs(15), |l| l.contains("sockets open again")));
     ok(&n, st.topo.ping_ok(&st.topo.a, B_IP));
-    let ct = st.ctwall();
-    ok(&n, ct.proc.signal("TERM"));
-    let status = ct.proc.wait_exit(Duration::from_secs(5));
-    let log = ct.log();
-    let status = status.unwrap_or_else(|| panic!("{n}: ctwall did not exit within 5 s of SIGTERM:\n{log}"));
-    assert!(status.success(), "{n}: ctwall exited with {status} after SIGTERM:\n{log}");
+    let log = stop_cleanly(st, &n);
     let counters = worker_counters(&log, 0).unwrap_or_else(|| panic!("{n}: no worker counters logged:\n{log}"));
     assert!(counters.get("io_errors").is_some_and(|&e| e >= 1), "{n}: io_errors not counted: {counters:?}");
     for ifc in [configs::INSIDE, configs::OUTSIDE] {
