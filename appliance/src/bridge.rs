@@ -319,6 +319,33 @@ mod tests {
         assert_eq!(b.pipeline.stats().frames, 9);
     }
 
+    /// A rejected fragmented datagram: no fragment crosses, and the answer
+    /// is built from the first fragment (an ICMP error quotes it, as the
+    /// kernel's does), out of the ingress port.
+    #[test]
+    fn a_rejected_fragmented_datagram_is_answered_from_its_first_fragment() {
+        struct RejectOutside;
+        impl Policy for RejectOutside {
+            fn filter(&self, v: &crate::pipeline::FrameView<'_>, _: Instant) -> Verdict {
+                if v.port == PortId::Outside {
+                    Verdict::Reject
+                } else {
+                    Verdict::Accept
+                }
+            }
+        }
+        let mut b = bridge(Box::new(RejectOutside), true, echo_answer);
+        let mut io = MemIo::new();
+        let fr = fragments([10, 0, 0, 2], [10, 0, 0, 1], 53, 9999, 4000, 4);
+        for k in [1, 2, 0] {
+            io.push(fr[k].clone(), RxMeta { ts_ns: 0, port: PortId::Outside });
+        }
+        b.poll(&mut io, Instant::ZERO).unwrap();
+        assert_eq!(io.tx, [(PortId::Outside, fr[0].clone())], "one answer, from the first fragment");
+        let s = b.stats();
+        assert_eq!((s.rejected, s.reject_sent, s.forwarded), (3, 1, 0));
+    }
+
     #[test]
     fn rejects_answer_out_of_the_ingress_port_and_non_ip_follows_config() {
         struct RejectAll;
