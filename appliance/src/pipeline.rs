@@ -240,7 +240,8 @@ impl Pipeline {
     }
 
     /// Hand every fragment of the accepted datagrams to `send` with its
-    /// egress port, in arrival order, and forget them.
+    /// egress port, in arrival order, and forget them. A driver calls it
+    /// after every batch (nothing else empties the queue).
     pub fn drain_emit<E>(&mut self, mut send: impl FnMut(PortId, &[u8]) -> Result<(), E>) -> Result<usize, E> {
         let n = self.emit.frames.len();
         let mut r = Ok(n);

@@ -38,7 +38,8 @@ impl App<'_> {
     /// What `/stats` and `/metrics` render (`invalid`: the pipeline's sum).
     fn snapshot<'b>(&'b self, now: Instant, invalid: &'b InvalidCounters) -> render::Snapshot<'b> {
         let ct = self.0.conntrack();
-        render::Snapshot { ct, table: ct.stats(), pipeline: self.0.stats(), invalid, rules: &[], workers: &[], now }
+        let (table, pipeline, defrag) = (ct.stats(), self.0.stats(), self.0.defrag().stats());
+        render::Snapshot { ct, table, pipeline, invalid, rules: &[], workers: &[], defrag, now }
     }
 }
 

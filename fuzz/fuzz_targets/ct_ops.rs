@@ -49,6 +49,9 @@ fuzz_target!(|data: &[u8]| {
         }
         // MAX entries per family.
         assert!(pipe.conntrack().count() <= 2 * MAX as usize);
+        // Fragments of accepted datagrams go out only when accepted.
+        let emitted = pipe.drain_emit(|_, _| Ok::<(), std::convert::Infallible>(())).unwrap_or_else(|e| match e {});
+        assert!(emitted == 0 || (d.verdict == appliance::pipeline::Verdict::Accept && !drop));
         pipe.housekeeping(now, 4);
     }
 });
