@@ -14,6 +14,7 @@
 use crate::pipeline::{Pipeline, Verdict};
 use crate::rules::Ruleset;
 use crate::settings;
+use ct_core::defrag::{Defrag, DefragConfig};
 use ct_core::table::Conntrack;
 use ct_core::wire::{checksum, parse_ip};
 use ct_core::Instant;
@@ -71,7 +72,16 @@ pub fn warnings(cfg: &config::Config) -> Vec<String> {
     ct_cfg.max_entries_v6 = 16;
     ct_cfg.max_expectations = 16;
     let Ok(helpers) = settings::helper_registry(cfg) else { return Vec::new() };
-    let mut pipeline = Pipeline::new(Conntrack::new(ct_cfg), helpers);
+    // Reassembly at its smallest too (NDP probes are not fragments).
+    let small = 64 << 10;
+    let defrag = DefragConfig {
+        ipfrag_high_thresh: small,
+        ipfrag_low_thresh: small,
+        frag6_high_thresh: small,
+        frag6_low_thresh: small,
+        ..settings::defrag_config(cfg)
+    };
+    let mut pipeline = Pipeline::with_defrag(Conntrack::new(ct_cfg), helpers, Defrag::new(defrag));
     let mut out = Vec::new();
     for (port, side, chain) in
         [(PortId::Inside, "inside", "inside_to_outside"), (PortId::Outside, "outside", "outside_to_inside")]

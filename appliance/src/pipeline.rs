@@ -382,24 +382,23 @@ impl Pipeline {
         now: Instant,
         policy: &dyn Policy,
     ) -> Decision {
-        let ip = *ip;
-        let raw = policy.raw(port, vlan, &ip);
+        let raw = policy.raw(port, vlan, ip);
         let helper = match raw.helper {
             Some(name) => self.named_helper(name, ip.proto),
-            None => self.assign_helper(&ip),
+            None => self.assign_helper(ip),
         };
         let tmpl = Template { zone: raw.zone, notrack: raw.notrack, helper };
-        let outcome = self.ct.track(&ip, &tmpl, now);
+        let outcome = self.ct.track(ip, &tmpl, now);
         let l4 = Some(ip.proto);
         if outcome.table_full {
             let drop_cause = Some(DropCause::TableFull);
             return Decision { outcome, verdict: Verdict::Drop, drop_cause, l4, frag: FragStatus::None };
         }
-        let view = FrameView { frame, port, vlan, outcome: &outcome, ip: Some(&ip) };
+        let view = FrameView { frame, port, vlan, outcome: &outcome, ip: Some(ip) };
         let mut verdict = policy.filter(&view, now);
         let mut drop_cause = None;
         if verdict == Verdict::Accept {
-            if let Some(cause) = self.run_helper(&ip, &outcome, now) {
+            if let Some(cause) = self.run_helper(ip, &outcome, now) {
                 verdict = Verdict::Drop;
                 drop_cause = Some(DropCause::Helper(cause));
             }
